@@ -1,0 +1,6 @@
+from django.conf import settings
+
+
+def site(request):
+    """Add the contact address that public pages show."""
+    return {"contact_email": settings.DEFAULT_FROM_EMAIL}

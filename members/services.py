@@ -1,0 +1,531 @@
+"""State changes of the members domain: applications and the membership lifecycle.
+
+Each function takes keyword arguments, runs in one transaction, records who or what
+acted, and returns the changed object. A rule that is broken raises `MembersError`
+with a message staff can act on, and changes nothing.
+"""
+
+import datetime
+import logging
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from .models import Member, Membership, MembershipApplication, MembershipEvent, Plan
+from .periods import add_months
+
+logger = logging.getLogger(__name__)
+
+State = Membership.State
+
+
+class MembersError(Exception):
+    """A rule of the members domain was broken; the message says which and what to do."""
+
+
+class DuplicateApplicationError(MembersError):
+    """The email already has an application under review or a current membership."""
+
+
+class IllegalTransitionError(MembersError):
+    """The membership's state does not allow the requested change."""
+
+
+# Membership transitions: service name -> (states it may start from, state it leads to).
+TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+    "activate": (frozenset({State.PENDING}), State.ACTIVE),
+    "mark_past_due": (frozenset({State.ACTIVE}), State.PAST_DUE),
+    "suspend": (frozenset({State.PAST_DUE}), State.SUSPENDED),
+    "reinstate": (frozenset({State.PAST_DUE, State.SUSPENDED}), State.ACTIVE),
+    "cancel": (
+        frozenset({State.PENDING, State.ACTIVE, State.PAST_DUE, State.SUSPENDED}),
+        State.CANCELLED,
+    ),
+    "end": (frozenset({State.ACTIVE, State.PAST_DUE, State.SUSPENDED}), State.ENDED),
+}
+
+APPLICATION_OPEN_MESSAGE = gettext_lazy(
+    "An application from %(email)s is already waiting for review. "
+    "We will write to you soon; there is no need to apply again."
+)
+MEMBERSHIP_CURRENT_MESSAGE = gettext_lazy(
+    "%(email)s already has a current membership. "
+    "Sign in to the member portal or write to us to change your plan."
+)
+
+
+def local_today() -> datetime.date:
+    """Return today's date in the portal's time zone (America/Puerto_Rico)."""
+    return timezone.localdate()
+
+
+# --- Applications -----------------------------------------------------------------
+
+
+def _raise_if_duplicate(email: str) -> None:
+    if MembershipApplication.objects.filter(
+        email__iexact=email, status=MembershipApplication.Status.SUBMITTED
+    ).exists():
+        raise DuplicateApplicationError(APPLICATION_OPEN_MESSAGE % {"email": email})
+    if Membership.objects.filter(
+        member__email__iexact=email, state__in=Membership.CURRENT_STATES
+    ).exists():
+        raise DuplicateApplicationError(MEMBERSHIP_CURRENT_MESSAGE % {"email": email})
+
+
+def submit_application(
+    *,
+    first_name: str,
+    last_name: str,
+    email: str,
+    plan: Plan,
+    phone: str = "",
+    company: str = "",
+    desired_start_date: datetime.date | None = None,
+    referral_source: str = "",
+    message: str = "",
+    language: str = "en",
+    ip_address: str | None = None,
+) -> MembershipApplication:
+    """Store a membership application from the public form.
+
+    Raises DuplicateApplicationError when the email has an application under review or
+    a current membership, and MembersError when the plan takes no applications.
+    """
+    email = email.strip()
+    if not plan.is_open_for_applications:
+        raise MembersError(
+            _("The plan “%(plan)s” is not open for applications; choose another plan.")
+            % {"plan": plan.name}
+        )
+    _raise_if_duplicate(email)
+
+    try:
+        with transaction.atomic():
+            application = MembershipApplication.objects.create(
+                first_name=first_name.strip(),
+                last_name=last_name.strip(),
+                email=email,
+                phone=phone.strip(),
+                company=company.strip(),
+                plan=plan,
+                desired_start_date=desired_start_date,
+                referral_source=referral_source,
+                message=message.strip(),
+                language=language,
+                ip_address=ip_address,
+            )
+    except IntegrityError as error:
+        # Two submissions raced past the check above; the partial unique index on open
+        # applications per email let only one of them in.
+        logger.info(
+            "Duplicate application for plan %s rejected by the database: %s", plan.pk, error
+        )
+        raise DuplicateApplicationError(APPLICATION_OPEN_MESSAGE % {"email": email}) from error
+
+    logger.info("Application %s submitted for plan %s", application.pk, plan.pk)
+    return application
+
+
+def _lock_application(application: MembershipApplication) -> MembershipApplication:
+    return MembershipApplication.objects.select_for_update().get(pk=application.pk)
+
+
+def _require_submitted(application: MembershipApplication, verb: str) -> None:
+    if application.status != MembershipApplication.Status.SUBMITTED:
+        raise MembersError(
+            _(
+                "Cannot %(verb)s application %(id)s: it is already %(status)s. "
+                "Only submitted applications can be decided."
+            )
+            % {"verb": verb, "id": application.pk, "status": application.get_status_display()}
+        )
+
+
+def approve_application(
+    *,
+    application: MembershipApplication,
+    actor: AbstractBaseUser | None,
+    start_date: datetime.date | None = None,
+) -> Membership:
+    """Approve an application: find or create the member and create a pending membership.
+
+    The member is matched by email, ignoring case. The start date is `start_date` when
+    given, otherwise the applicant's desired date, moved to today when it has passed.
+    Returns the new membership.
+    """
+    with transaction.atomic():
+        application = _lock_application(application)
+        _require_submitted(application, _("approve"))
+        plan = application.plan
+        if not plan.is_active:
+            raise MembersError(
+                _(
+                    "Cannot approve application %(id)s: the plan “%(plan)s” is inactive. "
+                    "Activate the plan or reject the application."
+                )
+                % {"id": application.pk, "plan": plan.name}
+            )
+
+        today = local_today()
+        if start_date is None:
+            start_date = application.desired_start_date or today
+            start_date = max(start_date, today)
+
+        member = Member.objects.select_for_update().filter(email__iexact=application.email).first()
+        if member is None:
+            member = Member.objects.create(
+                first_name=application.first_name,
+                last_name=application.last_name,
+                email=application.email,
+                phone=application.phone,
+                company=application.company,
+            )
+            logger.info("Member %s created from application %s", member.pk, application.pk)
+        elif member.memberships.filter(state__in=Membership.CURRENT_STATES).exists():
+            raise MembersError(
+                _(
+                    "Cannot approve application %(id)s: member %(member)s already has a "
+                    "current membership. Reject the application or end that membership first."
+                )
+                % {"id": application.pk, "member": member}
+            )
+
+        now = timezone.now()
+        membership = Membership.objects.create(
+            member=member,
+            plan=plan,
+            application=application,
+            monthly_price=plan.monthly_price,
+            included_credit=plan.included_credit,
+            contract_months=plan.contract_months,
+            start_date=start_date,
+            commitment_end=add_months(start_date, plan.contract_months),
+            state=State.PENDING,
+            state_changed_at=now,
+        )
+        MembershipEvent.objects.create(
+            membership=membership,
+            from_state="",
+            to_state=State.PENDING,
+            actor=actor,
+            cause="application approved",
+        )
+        if member.member_since is None:
+            member.member_since = start_date
+            member.save(update_fields=["member_since", "updated_at"])
+
+        application.status = MembershipApplication.Status.APPROVED
+        application.decided_by = actor
+        application.decided_at = now
+        application.member = member
+        application.save(
+            update_fields=["status", "decided_by", "decided_at", "member", "updated_at"]
+        )
+
+    logger.info(
+        "Application %s approved by user %s: member %s, membership %s starting %s",
+        application.pk,
+        getattr(actor, "pk", None),
+        member.pk,
+        membership.pk,
+        start_date,
+    )
+    return membership
+
+
+def reject_application(
+    *, application: MembershipApplication, actor: AbstractBaseUser | None, reason: str
+) -> MembershipApplication:
+    """Reject an application; `reason` is required and kept for the record."""
+    reason = reason.strip()
+    if not reason:
+        raise MembersError(_("Give a reason for rejecting the application."))
+    with transaction.atomic():
+        application = _lock_application(application)
+        _require_submitted(application, _("reject"))
+        application.status = MembershipApplication.Status.REJECTED
+        application.decided_by = actor
+        application.decided_at = timezone.now()
+        application.decision_reason = reason
+        application.save(
+            update_fields=["status", "decided_by", "decided_at", "decision_reason", "updated_at"]
+        )
+    logger.info("Application %s rejected by user %s", application.pk, getattr(actor, "pk", None))
+    return application
+
+
+def withdraw_application(
+    *, application: MembershipApplication, actor: AbstractBaseUser | None = None, reason: str = ""
+) -> MembershipApplication:
+    """Withdraw an application at the applicant's request."""
+    with transaction.atomic():
+        application = _lock_application(application)
+        _require_submitted(application, _("withdraw"))
+        application.status = MembershipApplication.Status.WITHDRAWN
+        application.decided_by = actor
+        application.decided_at = timezone.now()
+        application.decision_reason = reason.strip()
+        application.save(
+            update_fields=["status", "decided_by", "decided_at", "decision_reason", "updated_at"]
+        )
+    logger.info("Application %s withdrawn", application.pk)
+    return application
+
+
+# --- Membership lifecycle ------------------------------------------------------------
+
+
+def _transition(
+    *,
+    membership: Membership,
+    transition: str,
+    actor: AbstractBaseUser | None,
+    cause: str,
+    reason: str,
+    extra_fields: dict | None = None,
+) -> Membership:
+    """Move a membership along one edge of the state machine, under a row lock."""
+    allowed_from, target = TRANSITIONS[transition]
+    with transaction.atomic():
+        locked = Membership.objects.select_for_update().get(pk=membership.pk)
+        if locked.state not in allowed_from:
+            allowed = ", ".join(sorted(State(state).label for state in allowed_from))
+            raise IllegalTransitionError(
+                _(
+                    "Cannot move membership %(id)s from %(current)s to %(target)s: "
+                    "that change is allowed only from %(allowed)s."
+                )
+                % {
+                    "id": locked.pk,
+                    "current": locked.get_state_display(),
+                    "target": State(target).label,
+                    "allowed": allowed,
+                }
+            )
+        previous = locked.state
+        locked.state = target
+        locked.state_changed_at = timezone.now()
+        fields = ["state", "state_changed_at", "updated_at"]
+        for name, value in (extra_fields or {}).items():
+            setattr(locked, name, value)
+            fields.append(name)
+        locked.save(update_fields=fields)
+        MembershipEvent.objects.create(
+            membership=locked,
+            from_state=previous,
+            to_state=target,
+            actor=actor,
+            cause=cause,
+            reason=reason,
+        )
+    logger.info(
+        "Membership %s of member %s moved %s -> %s by user %s (%s)",
+        locked.pk,
+        locked.member_id,
+        previous,
+        target,
+        getattr(actor, "pk", None),
+        cause or "staff",
+    )
+    return locked
+
+
+def activate_membership(
+    *,
+    membership: Membership,
+    actor: AbstractBaseUser | None = None,
+    cause: str = "",
+    reason: str = "",
+) -> Membership:
+    """Activate a pending membership, normally when its first payment arrives."""
+    return _transition(
+        membership=membership, transition="activate", actor=actor, cause=cause, reason=reason
+    )
+
+
+def mark_membership_past_due(
+    *,
+    membership: Membership,
+    actor: AbstractBaseUser | None = None,
+    cause: str = "",
+    reason: str = "",
+) -> Membership:
+    """Mark an active membership as past due after a failed payment."""
+    return _transition(
+        membership=membership, transition="mark_past_due", actor=actor, cause=cause, reason=reason
+    )
+
+
+def suspend_membership(
+    *,
+    membership: Membership,
+    actor: AbstractBaseUser | None = None,
+    cause: str = "",
+    reason: str = "",
+) -> Membership:
+    """Suspend a past-due membership whose grace period is over."""
+    return _transition(
+        membership=membership, transition="suspend", actor=actor, cause=cause, reason=reason
+    )
+
+
+def reinstate_membership(
+    *,
+    membership: Membership,
+    actor: AbstractBaseUser | None = None,
+    cause: str = "",
+    reason: str = "",
+) -> Membership:
+    """Return a past-due or suspended membership to active once payment is recorded."""
+    return _transition(
+        membership=membership, transition="reinstate", actor=actor, cause=cause, reason=reason
+    )
+
+
+def end_membership(
+    *,
+    membership: Membership,
+    actor: AbstractBaseUser | None = None,
+    cause: str = "",
+    reason: str = "",
+    end_date: datetime.date | None = None,
+) -> Membership:
+    """End a membership at the end of its term (no renewal)."""
+    end_date = end_date or local_today()
+    _check_end_date(membership, end_date)
+    return _transition(
+        membership=membership,
+        transition="end",
+        actor=actor,
+        cause=cause,
+        reason=reason,
+        extra_fields={"end_date": end_date, "cancel_at": None},
+    )
+
+
+def _check_end_date(membership: Membership, end_date: datetime.date) -> None:
+    if end_date < membership.start_date:
+        raise MembersError(
+            _("The end date %(end)s is before membership %(id)s starts on %(start)s.")
+            % {"end": end_date, "id": membership.pk, "start": membership.start_date}
+        )
+
+
+def cancel_membership(
+    *,
+    membership: Membership,
+    actor: AbstractBaseUser | None = None,
+    reason: str = "",
+    cause: str = "",
+    immediately: bool = False,
+) -> Membership:
+    """Cancel a membership, or schedule its cancellation, following the plan's policy.
+
+    A pending membership, one past its commitment end, or one on a plan whose policy is
+    "immediate" is cancelled today. Otherwise the cancellation is scheduled for the
+    commitment end (`cancel_at`) and the state stays as it is until
+    `apply_scheduled_cancellations` runs on that date. Staff may override the policy with
+    `immediately=True`, which requires a reason.
+    """
+    today = local_today()
+    allowed_from, _target = TRANSITIONS["cancel"]
+    if membership.state not in allowed_from:
+        # Let _transition produce the standard message naming both states.
+        return _transition(
+            membership=membership, transition="cancel", actor=actor, cause=cause, reason=reason
+        )
+
+    policy_defers = membership.plan.cancellation_policy == Plan.CancellationPolicy.AT_COMMITMENT_END
+    takes_effect_now = (
+        immediately
+        or membership.state == State.PENDING
+        or not policy_defers
+        or today >= membership.commitment_end
+    )
+    if immediately and not reason.strip():
+        raise MembersError(
+            _("Give a reason for cancelling membership %(id)s before its commitment end (%(end)s).")
+            % {"id": membership.pk, "end": membership.commitment_end}
+        )
+
+    if takes_effect_now:
+        end_date = max(today, membership.start_date)
+        return _transition(
+            membership=membership,
+            transition="cancel",
+            actor=actor,
+            cause=cause,
+            reason=reason,
+            extra_fields={"end_date": end_date, "cancel_at": None},
+        )
+
+    with transaction.atomic():
+        locked = Membership.objects.select_for_update().get(pk=membership.pk)
+        locked.cancel_at = locked.commitment_end
+        locked.save(update_fields=["cancel_at", "updated_at"])
+        MembershipEvent.objects.create(
+            membership=locked,
+            from_state=locked.state,
+            to_state=locked.state,
+            actor=actor,
+            cause=cause or "cancellation scheduled",
+            reason=reason,
+        )
+    logger.info(
+        "Membership %s of member %s: cancellation scheduled for %s by user %s",
+        locked.pk,
+        locked.member_id,
+        locked.cancel_at,
+        getattr(actor, "pk", None),
+    )
+    return locked
+
+
+def withdraw_cancellation(
+    *, membership: Membership, actor: AbstractBaseUser | None = None, reason: str = ""
+) -> Membership:
+    """Clear a scheduled cancellation so the membership continues."""
+    with transaction.atomic():
+        locked = Membership.objects.select_for_update().get(pk=membership.pk)
+        if locked.cancel_at is None:
+            raise MembersError(
+                _("Membership %(id)s has no scheduled cancellation to withdraw.")
+                % {"id": locked.pk}
+            )
+        locked.cancel_at = None
+        locked.save(update_fields=["cancel_at", "updated_at"])
+        MembershipEvent.objects.create(
+            membership=locked,
+            from_state=locked.state,
+            to_state=locked.state,
+            actor=actor,
+            cause="cancellation withdrawn",
+            reason=reason,
+        )
+    logger.info("Membership %s: scheduled cancellation withdrawn", locked.pk)
+    return locked
+
+
+def apply_scheduled_cancellations(*, today: datetime.date | None = None) -> list[Membership]:
+    """Cancel every current membership whose scheduled cancellation date has come."""
+    today = today or local_today()
+    due = Membership.objects.filter(
+        state__in=Membership.CURRENT_STATES, cancel_at__isnull=False, cancel_at__lte=today
+    ).order_by("pk")
+    cancelled = []
+    for membership in due:
+        cancelled.append(
+            _transition(
+                membership=membership,
+                transition="cancel",
+                actor=None,
+                cause="scheduled cancellation",
+                reason="",
+                extra_fields={"end_date": max(membership.cancel_at, membership.start_date)},
+            )
+        )
+    return cancelled
