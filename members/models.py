@@ -151,7 +151,7 @@ class Member(models.Model):
 
 
 class MembershipApplication(models.Model):
-    """What the public application form stores, and the staff decision on it."""
+    """An application from the public form, with the staff decision on it."""
 
     class Status(models.TextChoices):
         SUBMITTED = "submitted", _("Submitted")

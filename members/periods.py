@@ -23,7 +23,7 @@ def add_months(anchor: datetime.date, months: int) -> datetime.date:
 
 @dataclass(frozen=True)
 class BillingPeriod:
-    """One billing period: `number` counts from 1; `end` is the next period's start."""
+    """One billing period. `number` counts from 1, and `end` is the next period's start."""
 
     number: int
     start: datetime.date

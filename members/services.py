@@ -177,13 +177,29 @@ def approve_application(
 
         member = Member.objects.select_for_update().filter(email__iexact=application.email).first()
         if member is None:
-            member = Member.objects.create(
-                first_name=application.first_name,
-                last_name=application.last_name,
-                email=application.email,
-                phone=application.phone,
-                company=application.company,
-            )
+            try:
+                with transaction.atomic():
+                    member = Member.objects.create(
+                        first_name=application.first_name,
+                        last_name=application.last_name,
+                        email=application.email,
+                        phone=application.phone,
+                        company=application.company,
+                    )
+            except IntegrityError as error:
+                # Another transaction created a member with this email after the lookup.
+                logger.warning(
+                    "Application %s: member with the same email created concurrently: %s",
+                    application.pk,
+                    error,
+                )
+                raise MembersError(
+                    _(
+                        "Cannot approve application %(id)s: a member with the email %(email)s "
+                        "was created at the same moment. Approve the application again."
+                    )
+                    % {"id": application.pk, "email": application.email}
+                ) from error
             logger.info("Member %s created from application %s", member.pk, application.pk)
         elif member.memberships.filter(state__in=Membership.CURRENT_STATES).exists():
             raise MembersError(
@@ -293,7 +309,7 @@ def _transition(
     with transaction.atomic():
         locked = Membership.objects.select_for_update().get(pk=membership.pk)
         if locked.state not in allowed_from:
-            allowed = ", ".join(sorted(State(state).label for state in allowed_from))
+            allowed = ", ".join(sorted(str(State(state).label) for state in allowed_from))
             raise IllegalTransitionError(
                 _(
                     "Cannot move membership %(id)s from %(current)s to %(target)s: "
@@ -396,7 +412,9 @@ def end_membership(
 ) -> Membership:
     """End a membership at the end of its term (no renewal)."""
     end_date = end_date or local_today()
-    _check_end_date(membership, end_date)
+    # From a state that cannot end, let _transition raise the error naming both states.
+    if membership.state in TRANSITIONS["end"][0]:
+        _check_end_date(membership, end_date)
     return _transition(
         membership=membership,
         transition="end",
@@ -465,6 +483,16 @@ def cancel_membership(
 
     with transaction.atomic():
         locked = Membership.objects.select_for_update().get(pk=membership.pk)
+        if locked.state != membership.state:
+            # The decision above read `membership` without a lock, and the state has
+            # changed since, so scheduling now could mark a cancelled membership.
+            raise MembersError(
+                _(
+                    "Membership %(id)s changed to %(state)s while it was being cancelled. "
+                    "Reload it and cancel again if that is still needed."
+                )
+                % {"id": locked.pk, "state": locked.get_state_display()}
+            )
         locked.cancel_at = locked.commitment_end
         locked.save(update_fields=["cancel_at", "updated_at"])
         MembershipEvent.objects.create(
@@ -495,6 +523,15 @@ def withdraw_cancellation(
             raise MembersError(
                 _("Membership %(id)s has no scheduled cancellation to withdraw.")
                 % {"id": locked.pk}
+            )
+        # A scheduled cancellation that took effect keeps its cancel_at on the cancelled row.
+        if not locked.is_current:
+            raise MembersError(
+                _(
+                    "Membership %(id)s is already %(state)s, so its cancellation can no "
+                    "longer be withdrawn. Approve a new application to start a new membership."
+                )
+                % {"id": locked.pk, "state": locked.get_state_display()}
             )
         locked.cancel_at = None
         locked.save(update_fields=["cancel_at", "updated_at"])
