@@ -3,4 +3,4 @@ from django.conf import settings
 
 def site(request):
     """Add the contact address that public pages show."""
-    return {"contact_email": settings.DEFAULT_FROM_EMAIL}
+    return {"contact_email": settings.CPR_CONTACT_EMAIL}

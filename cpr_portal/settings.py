@@ -7,9 +7,11 @@ and a missing one stops start-up with ImproperlyConfigured naming the variable.
 README.md lists every variable.
 """
 
+from email.utils import parseaddr
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -20,8 +22,18 @@ if (BASE_DIR / ".env").is_file():
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 
-# Without a default, env() raises ImproperlyConfigured("Set the NAME environment
-# variable"), which is how production start-up fails on a missing value.
+
+def required_env(name: str) -> str:
+    """Return a variable that production needs, or stop start-up naming it."""
+    value = env.str(name, default="").strip()
+    if not value:
+        raise ImproperlyConfigured(
+            f"Set the {name} environment variable: it is missing or empty, "
+            "and DJANGO_DEBUG=false requires it."
+        )
+    return value
+
+
 if DEBUG:
     SECRET_KEY = env(
         "DJANGO_SECRET_KEY", default="django-insecure-development-key-not-for-production"
@@ -31,9 +43,9 @@ if DEBUG:
         "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
     }
 else:
-    SECRET_KEY = env("DJANGO_SECRET_KEY")
-    ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
-    DATABASES = {"default": env.db("DATABASE_URL")}
+    SECRET_KEY = required_env("DJANGO_SECRET_KEY")
+    ALLOWED_HOSTS = [host.strip() for host in required_env("DJANGO_ALLOWED_HOSTS").split(",")]
+    DATABASES = {"default": env.db_url_config(required_env("DATABASE_URL"))}
 
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0 if DEBUG else 60)
@@ -124,10 +136,32 @@ STORAGES = {
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://cpr-portal")}
 
 # Email: printed to the console in development, SMTP to the Postfix relay in production.
-vars().update(env.email("EMAIL_URL", default="consolemail://"))
+# EMAIL_URL is parsed by django-environ and handed to Django's MAILERS setting.
+EMAIL_CONFIG = env.email("EMAIL_URL", default="consolemail://")
+SMTP_OPTIONS = {
+    "host": EMAIL_CONFIG.get("EMAIL_HOST"),
+    "port": EMAIL_CONFIG.get("EMAIL_PORT"),
+    "username": EMAIL_CONFIG.get("EMAIL_HOST_USER"),
+    "password": EMAIL_CONFIG.get("EMAIL_HOST_PASSWORD"),
+    "use_tls": EMAIL_CONFIG.get("EMAIL_USE_TLS"),
+    "use_ssl": EMAIL_CONFIG.get("EMAIL_USE_SSL"),
+    "timeout": env.int("EMAIL_TIMEOUT", default=30),
+}
+MAILERS = {
+    "default": {
+        "BACKEND": EMAIL_CONFIG["EMAIL_BACKEND"],
+        # Only the SMTP backend takes connection options; the others reject unknown ones.
+        "OPTIONS": (
+            {key: value for key, value in SMTP_OPTIONS.items() if value not in (None, "")}
+            if EMAIL_CONFIG["EMAIL_BACKEND"].endswith("smtp.EmailBackend")
+            else {}
+        ),
+    },
+}
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Code Puerto Rico <info@code.pr>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-STAFF_NOTIFICATION_EMAILS = env.list("CPR_STAFF_EMAILS", default=[])
+# The address public pages show people for questions.
+CPR_CONTACT_EMAIL = env("CPR_CONTACT_EMAIL", default=parseaddr(DEFAULT_FROM_EMAIL)[1])
 
 # Celery: eager (tasks run inline) unless a broker is configured.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="memory://")
@@ -143,12 +177,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Public application form: accepted submissions per client IP address in a fixed window.
 CPR_APPLY_RATE_LIMIT = env.int("CPR_APPLY_RATE_LIMIT", default=5)
 CPR_APPLY_RATE_WINDOW_SECONDS = env.int("CPR_APPLY_RATE_WINDOW_SECONDS", default=3600)
-# The request header that holds the client address when a trusted proxy sits in front
+# The request header that contains the client address when a trusted proxy sits in front
 # (for example HTTP_CF_CONNECTING_IP behind Cloudflare). Empty: REMOTE_ADDR.
 CPR_CLIENT_IP_HEADER = env("CPR_CLIENT_IP_HEADER", default="")
 
-# Security. Production defaults are strict; a proxy that terminates TLS must send
-# X-Forwarded-Proto so that Django sees the request as secure.
+# Security. Production defaults are strict. A proxy that terminates TLS must send
+# X-Forwarded-Proto, because Django treats only such requests as secure.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
