@@ -1,0 +1,116 @@
+import logging
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods
+
+from . import services
+from .forms import ApplicationForm
+from .models import Plan
+from .ratelimit import client_ip, hit_rate_limit
+
+logger = logging.getLogger(__name__)
+
+THANKS_SESSION_KEY = "members:application"
+
+
+def _open_plans():
+    return Plan.objects.filter(is_public=True, is_active=True)
+
+
+@require_GET
+def home(request):
+    return render(request, "members/home.html", {"plans": list(_open_plans())})
+
+
+@require_GET
+def plan_detail(request, slug):
+    plan = get_object_or_404(_open_plans(), slug=slug)
+    return render(request, "members/plan_detail.html", {"plan": plan})
+
+
+@require_http_methods(["GET", "POST"])
+def apply(request):
+    """Show and accept the public membership application form."""
+    if request.method == "GET":
+        initial = {}
+        plan_slug = request.GET.get("plan")
+        if plan_slug:
+            plan = _open_plans().filter(slug=plan_slug).first()
+            if plan is not None:
+                initial["plan"] = plan
+        return render(request, "members/apply.html", {"form": ApplicationForm(initial=initial)})
+
+    form = ApplicationForm(request.POST)
+    if not form.is_valid():
+        return render(request, "members/apply.html", {"form": form})
+
+    ip_address = client_ip(request) or None
+    if form.is_bot():
+        # Answer as if it worked, so the bot learns nothing, and store nothing. The log
+        # line is written once per address and window, so a flood cannot fill the log.
+        flooding = hit_rate_limit(
+            scope="apply-honeypot",
+            key=ip_address or "unknown",
+            limit=1,
+            window_seconds=settings.CPR_APPLY_RATE_WINDOW_SECONDS,
+        )
+        if not flooding:
+            logger.warning("Application honeypot filled in; submission dropped")
+        return redirect("members:apply_thanks")
+
+    if hit_rate_limit(
+        scope="apply",
+        key=ip_address or "unknown",
+        limit=settings.CPR_APPLY_RATE_LIMIT,
+        window_seconds=settings.CPR_APPLY_RATE_WINDOW_SECONDS,
+    ):
+        form.add_error(
+            None,
+            _(
+                "We have received several applications from your network recently. "
+                "Please try again later, or write to %(email)s and we will help you."
+            )
+            % {"email": settings.CPR_CONTACT_EMAIL},
+        )
+        return render(request, "members/apply.html", {"form": form}, status=429)
+
+    data = form.cleaned_data
+    try:
+        application = services.submit_application(
+            first_name=data["first_name"],
+            last_name=data["last_name"],
+            email=data["email"],
+            phone=data["phone"],
+            company=data["company"],
+            plan=data["plan"],
+            desired_start_date=data["desired_start_date"],
+            referral_source=data["referral_source"],
+            message=data["message"],
+            language=get_language() or settings.LANGUAGE_CODE,
+            ip_address=ip_address,
+        )
+    except services.DuplicateApplicationError as error:
+        form.add_error("email", str(error))
+        return render(request, "members/apply.html", {"form": form})
+    except services.MembersError as error:
+        form.add_error("plan", str(error))
+        return render(request, "members/apply.html", {"form": form})
+
+    request.session[THANKS_SESSION_KEY] = {
+        "first_name": application.first_name,
+        "email": application.email,
+        "plan": application.plan.name,
+    }
+    return redirect("members:apply_thanks")
+
+
+@require_GET
+def apply_thanks(request):
+    return render(
+        request,
+        "members/apply_thanks.html",
+        {"application": request.session.get(THANKS_SESSION_KEY)},
+    )
