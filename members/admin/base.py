@@ -1,0 +1,121 @@
+"""Helpers shared by the back-office pages: per-row reports and the reason page."""
+
+from collections.abc import Callable, Iterable
+
+from django.contrib import messages
+from django.contrib.admin import ActionLocation
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db.models import Model
+from django.forms import Form
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.formats import date_format
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+
+from members.services import MembersError
+
+# Hidden field that marks a POST as the second step of an action that needs a reason.
+REASON_STEP_FIELD = "_reason_step"
+
+
+def format_date(value) -> str:
+    return date_format(value, "DATE_FORMAT") if value else "—"
+
+
+def admin_change_url(obj: Model) -> str:
+    opts = obj._meta
+    return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+
+
+class PerRowReportMixin:
+    """Run a service on each selected object and add one message per object.
+
+    A `MembersError` becomes an error message for its row and the other rows go on,
+    because every service call is a transaction of its own.
+    """
+
+    def report_each(
+        self,
+        request,
+        objects: Iterable[Model],
+        *,
+        change: Callable[[Model], Model],
+        describe: Callable[[Model], str],
+        label: Callable[[Model], str],
+    ) -> None:
+        for obj in objects:
+            try:
+                result = change(obj)
+            except MembersError as error:
+                message = format_html(_("{object}: {error}"), object=label(obj), error=str(error))
+                self.message_user(request, message, messages.ERROR)
+                continue
+            message = format_html(
+                _("{object}: {outcome}"), object=label(obj), outcome=describe(result)
+            )
+            self.message_user(request, message, messages.SUCCESS)
+
+    def render_reason_page(
+        self,
+        request,
+        *,
+        objects: list[Model],
+        form: Form,
+        title: str,
+        intro: str,
+        submit_label: str,
+        action_name: str = "",
+        back_url: str = "",
+    ) -> TemplateResponse:
+        """Render the page that requests a reason before a decision is applied.
+
+        With `action_name` the page posts the admin action back with the selected
+        primary keys, to the changelist or to the change page it came from. Without it
+        the page posts to its own URL.
+        """
+        change_form_action_field = f"{ActionLocation.CHANGE_FORM.value}-action"
+        action_field_name = (
+            change_form_action_field if change_form_action_field in request.POST else "action"
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.opts,
+            "objects": objects,
+            "form": form,
+            "intro": intro,
+            "submit_label": submit_label,
+            "action_name": action_name,
+            "action_field_name": action_field_name,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "reason_step_field": REASON_STEP_FIELD,
+            # The page came from a changelist or change page whose URL is this request's.
+            "back_url": back_url or request.get_full_path(),
+            "media": self.media + form.media,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/members/reason_form.html", context)
+
+
+def bound_reason_form(request, form_class: type[Form]) -> Form:
+    """Return `form_class` bound to the POST of the reason page, or unbound before it."""
+    if request.method == "POST" and REASON_STEP_FIELD in request.POST:
+        return form_class(request.POST)
+    return form_class()
+
+
+class ReadOnlyInlineMixin:
+    """An inline that shows rows and links to them, but never adds, edits or deletes."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
