@@ -1,9 +1,11 @@
 """Shared fixtures, and the rule that a service-marked test never skips in CI.
 
 With CPR_REQUIRE_SERVICES=1 (set by .ci/run) a test marked `postgres` fails instead of
-skipping when the database is not PostgreSQL, and any skipped test fails the session.
+skipping when the database is not PostgreSQL, a test marked `e2e` fails instead of
+skipping when Chromium or Playwright is missing, and any skipped test fails the session.
 """
 
+import importlib.util
 import os
 
 import pytest
@@ -13,6 +15,8 @@ from django.db import connection
 from tests.factories import StaffUserFactory
 
 REQUIRE_SERVICES = os.environ.get("CPR_REQUIRE_SERVICES") == "1"
+# Debian's chromium package; Playwright drives it instead of a browser build of its own.
+CHROMIUM_PATH = "/usr/bin/chromium"
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +35,21 @@ def _require_postgres(request):
     if connection.vendor == "postgresql":
         return
     message = f"needs PostgreSQL, but DATABASE_URL points at {connection.vendor}"
+    if REQUIRE_SERVICES:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _require_browser(request):
+    if request.node.get_closest_marker("e2e") is None:
+        return
+    if importlib.util.find_spec("playwright") is None:
+        message = "needs Playwright for Python: pip install -e '.[dev]'"
+    elif not os.access(CHROMIUM_PATH, os.X_OK):
+        message = f"needs Chromium at {CHROMIUM_PATH}: apt-get install chromium"
+    else:
+        return
     if REQUIRE_SERVICES:
         pytest.fail(message)
     pytest.skip(message)
