@@ -23,6 +23,18 @@ if (BASE_DIR / ".env").is_file():
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 
 
+def positive_int_env(name: str, default: int) -> int:
+    """Return a whole number of at least 1 from the environment, or stop start-up naming it."""
+    raw = env.str(name, default=str(default)).strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ImproperlyConfigured(f"{name} must be a whole number of at least 1, got {raw!r}.")
+    return value
+
+
 def required_env(name: str) -> str:
     """Return a variable that production needs, or stop start-up naming it."""
     value = env.str(name, default="").strip()
@@ -44,8 +56,27 @@ if DEBUG:
     }
 else:
     SECRET_KEY = required_env("DJANGO_SECRET_KEY")
-    ALLOWED_HOSTS = [host.strip() for host in required_env("DJANGO_ALLOWED_HOSTS").split(",")]
+    ALLOWED_HOSTS = [
+        host.strip() for host in required_env("DJANGO_ALLOWED_HOSTS").split(",") if host.strip()
+    ]
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured(
+            "Set DJANGO_ALLOWED_HOSTS to the site's host names, separated by commas; "
+            "it contains no host name."
+        )
     DATABASES = {"default": env.db_url_config(required_env("DATABASE_URL"))}
+
+if not DATABASES["default"].get("ENGINE"):
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not a database URL Django can use. Give one such as "
+        "postgres://user:password@host:5432/name or sqlite:////path/to/db.sqlite3."
+    )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE takes the write lock when a transaction starts, so two approvals of the
+    # same application wait for each other instead of failing with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    )
 
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0 if DEBUG else 60)
@@ -62,6 +93,11 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.google",
+    "allauth.mfa",
     "members",
 ]
 
@@ -75,6 +111,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "members.middleware.StaffMFARequiredMiddleware",
 ]
 
 ROOT_URLCONF = "cpr_portal.urls"
@@ -104,6 +142,57 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Authentication: django-allauth. Members sign in with Google or an emailed code; staff
+# sign in with email and password, and must add a TOTP second factor.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "members:portal_dashboard"
+ACCOUNT_ADAPTER = "members.accounts.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "members.accounts.SocialAccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"email"}
+# Sign-up is closed (see members.accounts), but allauth shows the password field on the
+# sign-in form only when password1 is listed here.
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_VERIFICATION = "optional"
+ACCOUNT_CHANGE_EMAIL = True
+ACCOUNT_LOGIN_BY_CODE_ENABLED = True
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = False
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Code Puerto Rico] "
+# Rate limits are allauth's defaults (ACCOUNT_RATE_LIMITS unset): for example 30 logins
+# a minute per IP, 5 failed logins per 5 minutes per account, and 3 code requests a
+# minute per email address. They are counted in the default cache.
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_AUTO_SIGNUP = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_FORMS = {"signup": "members.forms.GoogleApplicationForm"}
+# Google credentials come from the environment only, so no SocialApp row and no secret
+# lives in the database. Without them the Google button is hidden.
+GOOGLE_CLIENT_ID = env("GOOGLE_CLIENT_ID", default="")
+GOOGLE_CLIENT_SECRET = env("GOOGLE_CLIENT_SECRET", default="")
+SOCIALACCOUNT_PROVIDERS = {
+    "google": {
+        "APPS": (
+            [{"client_id": GOOGLE_CLIENT_ID, "secret": GOOGLE_CLIENT_SECRET, "key": ""}]
+            if GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET
+            else []
+        ),
+        "SCOPE": ["openid", "profile", "email"],
+        "AUTH_PARAMS": {"prompt": "select_account"},
+        "OAUTH_PKCE_ENABLED": True,
+        "EMAIL_AUTHENTICATION": True,
+    },
+}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Code Puerto Rico"
 
 # Internationalisation: English first, Puerto Rico Spanish as the second language.
 LANGUAGE_CODE = "en"
@@ -175,8 +264,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 # Public application form: accepted submissions per client IP address in a fixed window.
-CPR_APPLY_RATE_LIMIT = env.int("CPR_APPLY_RATE_LIMIT", default=5)
-CPR_APPLY_RATE_WINDOW_SECONDS = env.int("CPR_APPLY_RATE_WINDOW_SECONDS", default=3600)
+CPR_APPLY_RATE_LIMIT = positive_int_env("CPR_APPLY_RATE_LIMIT", 5)
+CPR_APPLY_RATE_WINDOW_SECONDS = positive_int_env("CPR_APPLY_RATE_WINDOW_SECONDS", 3600)
 # The request header that contains the client address when a trusted proxy sits in front
 # (for example HTTP_CF_CONNECTING_IP behind Cloudflare). Empty: REMOTE_ADDR.
 CPR_CLIENT_IP_HEADER = env("CPR_CLIENT_IP_HEADER", default="")

@@ -1,3 +1,4 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
@@ -7,9 +8,12 @@ from . import views
 admin.site.site_header = _("CPR Portal back office")
 admin.site.site_title = _("CPR Portal")
 admin.site.index_title = _("Membership administration")
+# Staff sign in through allauth, so the second factor applies to the back office too.
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("healthz/", views.healthz, name="healthz"),
     path("", include("members.urls")),

@@ -42,13 +42,37 @@ def _valid_ip(value: str) -> str:
         return ""
 
 
+def client_key(ip_address: str) -> str:
+    """Return the rate-limit key of an address: IPv4 as is, IPv6 by its /64 network.
+
+    One IPv6 customer is usually assigned a whole /64, so keying on single addresses would give
+    them an unlimited budget.
+    """
+    try:
+        address = ipaddress.ip_address(ip_address)
+    except ValueError:
+        return ip_address or "unknown"
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def _cache_key(scope: str, key: str) -> str:
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return f"ratelimit:{scope}:{digest}"
+
+
+def rate_limit_reached(*, scope: str, key: str, limit: int) -> bool:
+    """Return True when `key` already has `limit` hits in `scope`'s current window."""
+    return (cache.get(_cache_key(scope, key)) or 0) >= limit
+
+
 def hit_rate_limit(*, scope: str, key: str, limit: int, window_seconds: int) -> bool:
     """Count one hit for `key` in `scope` and return True when the hit goes over `limit`.
 
     The window is fixed: it starts with the first hit and lasts `window_seconds`.
     """
-    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-    cache_key = f"ratelimit:{scope}:{digest}"
+    cache_key = _cache_key(scope, key)
     # add() creates the counter only if it is missing, so the window is not reset.
     cache.add(cache_key, 0, timeout=window_seconds)
     try:

@@ -6,7 +6,7 @@ listing many rows issues the same number of queries whatever the row count.
 
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
-from .models import Member, Membership
+from .models import Member, Membership, MembershipApplication, MembershipEvent
 
 # Attribute that `with_current_membership` fills on each member with a list of at most
 # one membership, because the partial unique constraint allows one current membership.
@@ -65,3 +65,66 @@ def filter_members_by_current_plan(queryset: QuerySet[Member], plan_id: int) -> 
         member=OuterRef("pk"), plan_id=plan_id, state__in=Membership.CURRENT_STATES
     )
     return queryset.filter(Exists(current_on_plan))
+
+
+# --- Member portal -----------------------------------------------------------------------
+
+# Attribute that `portal_member_with_history` fills with all of the member's memberships,
+# newest first, each with its plan.
+PORTAL_MEMBERSHIPS_ATTR = "portal_memberships"
+
+
+def portal_member(user) -> Member | None:
+    """Return the member whose login is `user`, or None for anonymous users and non-members.
+
+    The portal looks the member up only through the signed-in login, never by an id taken
+    from the request, so one member can never load another's row.
+    """
+    if not user.is_authenticated:
+        return None
+    return Member.objects.filter(user=user).first()
+
+
+def portal_member_with_history(user) -> Member | None:
+    """Return `portal_member(user)` with every membership and its plan prefetched.
+
+    Two queries whatever the member's history: the member, then the memberships joined
+    to their plans. The list is on the `PORTAL_MEMBERSHIPS_ATTR` attribute.
+    """
+    if not user.is_authenticated:
+        return None
+    memberships = Membership.objects.select_related("plan").order_by("-start_date", "-id")
+    return (
+        Member.objects.filter(user=user)
+        .prefetch_related(
+            Prefetch("memberships", queryset=memberships, to_attr=PORTAL_MEMBERSHIPS_ATTR)
+        )
+        .first()
+    )
+
+
+def portal_membership(member: Member, pk: int) -> Membership | None:
+    """Return the member's own membership `pk` with its plan and events, or None.
+
+    A `pk` that belongs to another member gives None, exactly like one that does not exist.
+    """
+    events = MembershipEvent.objects.order_by("created_at", "id")
+    return (
+        Membership.objects.filter(member=member, pk=pk)
+        .select_related("plan")
+        .prefetch_related(Prefetch("events", queryset=events))
+        .first()
+    )
+
+
+def open_application_for_user(user) -> MembershipApplication | None:
+    """Return the application under review that `user` submitted while signed in, if any."""
+    if not user.is_authenticated:
+        return None
+    return (
+        MembershipApplication.objects.filter(
+            user=user, status=MembershipApplication.Status.SUBMITTED
+        )
+        .select_related("plan")
+        .first()
+    )

@@ -8,6 +8,7 @@ with a message staff can act on, and changes nothing.
 import datetime
 import logging
 
+from django.contrib.auth.base_user import BaseUserManager
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -57,6 +58,15 @@ MEMBERSHIP_CURRENT_MESSAGE = gettext_lazy(
 )
 
 
+def normalize_email(email: str) -> str:
+    """Strip spaces and lowercase the domain, which is case-insensitive; keep the local part.
+
+    Python lowercases every letter, so domains that differ only in non-ASCII case match
+    on SQLite too, whose case-insensitive comparisons fold ASCII letters only.
+    """
+    return BaseUserManager.normalize_email(email.strip())
+
+
 def local_today() -> datetime.date:
     """Return today's date in the portal's time zone (America/Puerto_Rico)."""
     return timezone.localdate()
@@ -65,7 +75,9 @@ def local_today() -> datetime.date:
 # --- Applications -----------------------------------------------------------------
 
 
-def _raise_if_duplicate(email: str) -> None:
+def check_can_apply(*, email: str) -> None:
+    """Raise DuplicateApplicationError when `email` has an open application or membership."""
+    email = normalize_email(email)
     if MembershipApplication.objects.filter(
         email__iexact=email, status=MembershipApplication.Status.SUBMITTED
     ).exists():
@@ -89,19 +101,20 @@ def submit_application(
     message: str = "",
     language: str = "en",
     ip_address: str | None = None,
+    user: AbstractBaseUser | None = None,
 ) -> MembershipApplication:
     """Store a membership application from the public form.
 
     Raises DuplicateApplicationError when the email has an application under review or
     a current membership, and MembersError when the plan takes no applications.
     """
-    email = email.strip()
+    email = normalize_email(email)
     if not plan.is_open_for_applications:
         raise MembersError(
             _("The plan “%(plan)s” is not open for applications; choose another plan.")
             % {"plan": plan.name}
         )
-    _raise_if_duplicate(email)
+    check_can_apply(email=email)
 
     try:
         with transaction.atomic():
@@ -117,6 +130,7 @@ def submit_application(
                 message=message.strip(),
                 language=language,
                 ip_address=ip_address,
+                user=user,
             )
     except IntegrityError as error:
         # Two submissions raced past the check above; the partial unique index on open
@@ -233,6 +247,7 @@ def approve_application(
         if member.member_since is None:
             member.member_since = start_date
             member.save(update_fields=["member_since", "updated_at"])
+        _link_member_user(member=member, user=application.user)
 
         application.status = MembershipApplication.Status.APPROVED
         application.decided_by = actor
@@ -410,11 +425,27 @@ def end_membership(
     reason: str = "",
     end_date: datetime.date | None = None,
 ) -> Membership:
-    """End a membership at the end of its term (no renewal)."""
+    """End a membership at the end of its term (no renewal).
+
+    Ending before the commitment end breaks the contract, so it needs a reason; without
+    one, staff cancel instead, which follows the plan's cancellation policy.
+    """
     end_date = end_date or local_today()
     # From a state that cannot end, let _transition raise the error naming both states.
     if membership.state in TRANSITIONS["end"][0]:
         _check_end_date(membership, end_date)
+        if end_date < membership.commitment_end and not reason.strip():
+            raise MembersError(
+                _(
+                    "Membership %(id)s is committed until %(commitment_end)s, so it cannot end "
+                    "on %(end)s without a reason. Cancel it instead, or give a reason."
+                )
+                % {
+                    "id": membership.pk,
+                    "commitment_end": membership.commitment_end,
+                    "end": end_date,
+                }
+            )
     return _transition(
         membership=membership,
         transition="end",
@@ -450,49 +481,34 @@ def cancel_membership(
     `immediately=True`, which requires a reason.
     """
     today = local_today()
-    allowed_from, _target = TRANSITIONS["cancel"]
-    if membership.state not in allowed_from:
-        # Let _transition produce the standard message naming both states.
-        return _transition(
-            membership=membership, transition="cancel", actor=actor, cause=cause, reason=reason
-        )
-
-    policy_defers = membership.plan.cancellation_policy == Plan.CancellationPolicy.AT_COMMITMENT_END
-    takes_effect_now = (
-        immediately
-        or membership.state == State.PENDING
-        or not policy_defers
-        or today >= membership.commitment_end
-    )
     if immediately and not reason.strip():
         raise MembersError(
             _("Give a reason for cancelling membership %(id)s before its commitment end (%(end)s).")
             % {"id": membership.pk, "end": membership.commitment_end}
         )
 
-    if takes_effect_now:
-        end_date = max(today, membership.start_date)
-        return _transition(
-            membership=membership,
-            transition="cancel",
-            actor=actor,
-            cause=cause,
-            reason=reason,
-            extra_fields={"end_date": end_date, "cancel_at": None},
-        )
-
     with transaction.atomic():
-        locked = Membership.objects.select_for_update().get(pk=membership.pk)
-        if locked.state != membership.state:
-            # The decision above read `membership` without a lock, and the state has
-            # changed since, so scheduling now could mark a cancelled membership.
-            raise MembersError(
-                _(
-                    "Membership %(id)s changed to %(state)s while it was being cancelled. "
-                    "Reload it and cancel again if that is still needed."
-                )
-                % {"id": locked.pk, "state": locked.get_state_display()}
+        # Decide from the locked row, never from the caller's copy, which may be stale.
+        locked = Membership.objects.select_for_update().select_related("plan").get(pk=membership.pk)
+        allowed_from, _target = TRANSITIONS["cancel"]
+        policy_defers = locked.plan.cancellation_policy == Plan.CancellationPolicy.AT_COMMITMENT_END
+        takes_effect_now = (
+            locked.state not in allowed_from  # _transition raises the standard error
+            or immediately
+            or locked.state == State.PENDING
+            or not policy_defers
+            or today >= locked.commitment_end
+        )
+        if takes_effect_now:
+            return _transition(
+                membership=locked,
+                transition="cancel",
+                actor=actor,
+                cause=cause,
+                reason=reason,
+                extra_fields={"end_date": max(today, locked.start_date), "cancel_at": None},
             )
+
         locked.cancel_at = locked.commitment_end
         locked.save(update_fields=["cancel_at", "updated_at"])
         MembershipEvent.objects.create(
@@ -566,3 +582,176 @@ def apply_scheduled_cancellations(*, today: datetime.date | None = None) -> list
             )
         )
     return cancelled
+
+
+# --- Member logins ---------------------------------------------------------------------
+
+
+def _link_member_user(*, member: Member, user: AbstractBaseUser | None) -> None:
+    """Give `member` a login: `user` when given and free, else one found or made by email."""
+    if member.user_id is not None:
+        if user is not None and user.pk != member.user_id:
+            logger.warning(
+                "Member %s already has user %s; application login %s left unlinked",
+                member.pk,
+                member.user_id,
+                user.pk,
+            )
+        return
+    if user is not None and Member.objects.filter(user=user).exists():
+        logger.warning(
+            "User %s already belongs to another member; member %s gets its own login",
+            user.pk,
+            member.pk,
+        )
+        user = None
+    ensure_member_user(member=member, user=user)
+
+
+def ensure_member_user(*, member: Member, user: AbstractBaseUser | None = None):
+    """Return the member's login, creating or linking one so that they can sign in.
+
+    With `user` given, that login is linked. Otherwise a login whose email matches the
+    member's (ignoring case) is linked, or a new one is created with no password: members
+    sign in with Google or an emailed code. The login's email address is recorded for
+    allauth as primary and unverified until a code or Google proves it.
+    """
+    from allauth.account.models import EmailAddress
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model()
+    with transaction.atomic():
+        member = Member.objects.select_for_update().get(pk=member.pk)
+        if member.user_id is not None:
+            return member.user
+
+        email = member.email.strip().lower()
+        if user is None:
+            user = users.objects.filter(email__iexact=email).order_by("pk").first()
+            if user is not None and Member.objects.filter(user=user).exists():
+                raise MembersError(
+                    _(
+                        "Cannot create a login for member %(member)s: the login with the "
+                        "email %(email)s already belongs to another member."
+                    )
+                    % {"member": member.pk, "email": email}
+                )
+        created = user is None
+        if created:
+            user = users(
+                username=_unique_username(email),
+                email=email,
+                first_name=member.first_name[:150],
+                last_name=member.last_name[:150],
+            )
+            user.set_unusable_password()
+            user.save()
+
+        member.user = user
+        member.save(update_fields=["user", "updated_at"])
+        login_email = (user.email or email).lower()
+        if not EmailAddress.objects.filter(user=user, email__iexact=login_email).exists():
+            EmailAddress.objects.create(
+                user=user,
+                email=login_email,
+                primary=not EmailAddress.objects.filter(user=user, primary=True).exists(),
+                verified=False,
+            )
+
+    logger.info(
+        "Member %s linked to user %s (%s)", member.pk, user.pk, "created" if created else "existing"
+    )
+    return user
+
+
+def _unique_username(email: str) -> str:
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model()
+    max_length = users._meta.get_field("username").max_length
+    base = email[:max_length]
+    candidate = base
+    suffix = 1
+    while users.objects.filter(username__iexact=candidate).exists():
+        suffix += 1
+        tail = f"-{suffix}"
+        candidate = base[: max_length - len(tail)] + tail
+    return candidate
+
+
+def change_member_email(*, member: Member, email: str, actor: AbstractBaseUser | None) -> Member:
+    """Set the member's email, normally after allauth verified the login's new address."""
+    email = email.strip()
+    with transaction.atomic():
+        member = Member.objects.select_for_update().get(pk=member.pk)
+        if member.email.lower() == email.lower():
+            return member
+        if Member.objects.filter(email__iexact=email).exclude(pk=member.pk).exists():
+            raise MembersError(
+                _("Another member already uses %(email)s; the email of member %(id)s is unchanged.")
+                % {"email": email, "id": member.pk}
+            )
+        member.email = email
+        member.save(update_fields=["email", "updated_at"])
+    logger.info("Member %s email changed by user %s", member.pk, getattr(actor, "pk", None))
+    return member
+
+
+# --- Member profile ----------------------------------------------------------------------
+
+# Fields a member edits in the portal. Name and email are not here: staff change the name,
+# and the email follows the login's verified address through `change_member_email`.
+PROFILE_FIELDS = ("phone", "company", "bio", "directory_opt_in")
+
+
+def update_member_profile(
+    *,
+    member: Member,
+    actor: AbstractBaseUser | None,
+    phone: str,
+    company: str,
+    bio: str,
+    directory_opt_in: bool,
+) -> Member:
+    """Save the profile fields a member edits in the portal, and return the member.
+
+    Raises MembersError naming the field when a value is longer than its column allows.
+    Saves only the fields whose value changed.
+    """
+    values = {
+        "phone": phone.strip(),
+        "company": company.strip(),
+        "bio": bio.strip(),
+        "directory_opt_in": bool(directory_opt_in),
+    }
+    for name in ("phone", "company"):
+        limit = Member._meta.get_field(name).max_length
+        if len(values[name]) > limit:
+            raise MembersError(
+                _(
+                    "The %(field)s of member %(id)s is %(length)d characters long; "
+                    "shorten it to at most %(limit)d."
+                )
+                % {
+                    "field": Member._meta.get_field(name).verbose_name,
+                    "id": member.pk,
+                    "length": len(values[name]),
+                    "limit": limit,
+                }
+            )
+
+    with transaction.atomic():
+        member = Member.objects.select_for_update().get(pk=member.pk)
+        changed = [name for name in PROFILE_FIELDS if getattr(member, name) != values[name]]
+        if changed:
+            for name in changed:
+                setattr(member, name, values[name])
+            member.save(update_fields=[*changed, "updated_at"])
+
+    logger.info(
+        "Member %s profile saved by user %s: %s",
+        member.pk,
+        getattr(actor, "pk", None),
+        ", ".join(changed) if changed else "no changes",
+    )
+    return member

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import portal, views
 
 app_name = "members"
 urlpatterns = [
@@ -8,4 +8,7 @@ urlpatterns = [
     path("plans/<slug:slug>/", views.plan_detail, name="plan_detail"),
     path("apply/", views.apply, name="apply"),
     path("apply/thanks/", views.apply_thanks, name="apply_thanks"),
+    path("portal/", portal.dashboard, name="portal_dashboard"),
+    path("portal/profile/", portal.profile, name="portal_profile"),
+    path("portal/memberships/<int:pk>/", portal.membership_detail, name="portal_membership"),
 ]

@@ -1,19 +1,22 @@
 import logging
 
 from django.conf import settings
+from django.core.validators import slug_re
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from . import services
-from .forms import ApplicationForm
+from .forms import (
+    THANKS_SESSION_KEY,
+    ApplicationForm,
+    remember_application,
+    submit_application_form,
+)
 from .models import Plan
-from .ratelimit import client_ip, hit_rate_limit
+from .ratelimit import client_ip, client_key, hit_rate_limit, rate_limit_reached
 
 logger = logging.getLogger(__name__)
-
-THANKS_SESSION_KEY = "members:application"
 
 
 def _open_plans():
@@ -36,8 +39,9 @@ def apply(request):
     """Show and accept the public membership application form."""
     if request.method == "GET":
         initial = {}
-        plan_slug = request.GET.get("plan")
-        if plan_slug:
+        plan_slug = request.GET.get("plan", "")
+        # Only a well-formed slug reaches the database: PostgreSQL rejects NUL bytes.
+        if slug_re.fullmatch(plan_slug):
             plan = _open_plans().filter(slug=plan_slug).first()
             if plan is not None:
                 initial["plan"] = plan
@@ -49,11 +53,11 @@ def apply(request):
 
     ip_address = client_ip(request) or None
     if form.is_bot():
-        # Answer as if it worked, so the bot learns nothing, and store nothing. The log
+        # Respond as if it worked, so the bot learns nothing, and store nothing. The log
         # line is written once per address and window, so a flood cannot fill the log.
         flooding = hit_rate_limit(
             scope="apply-honeypot",
-            key=ip_address or "unknown",
+            key=client_key(ip_address or ""),
             limit=1,
             window_seconds=settings.CPR_APPLY_RATE_WINDOW_SECONDS,
         )
@@ -61,12 +65,14 @@ def apply(request):
             logger.warning("Application honeypot filled in; submission dropped")
         return redirect("members:apply_thanks")
 
-    if hit_rate_limit(
-        scope="apply",
-        key=ip_address or "unknown",
-        limit=settings.CPR_APPLY_RATE_LIMIT,
-        window_seconds=settings.CPR_APPLY_RATE_WINDOW_SECONDS,
-    ):
+    # Only accepted applications count towards the limit, so a person whose email
+    # already applied, or who fixes a typo, does not use up the budget.
+    rate_key = client_key(ip_address or "")
+    limit = settings.CPR_APPLY_RATE_LIMIT
+    window = settings.CPR_APPLY_RATE_WINDOW_SECONDS
+    if rate_limit_reached(scope="apply", key=rate_key, limit=limit):
+        # Counting the refused attempt too makes hit_rate_limit log the first one.
+        hit_rate_limit(scope="apply", key=rate_key, limit=limit, window_seconds=window)
         form.add_error(
             None,
             _(
@@ -77,21 +83,8 @@ def apply(request):
         )
         return render(request, "members/apply.html", {"form": form}, status=429)
 
-    data = form.cleaned_data
     try:
-        application = services.submit_application(
-            first_name=data["first_name"],
-            last_name=data["last_name"],
-            email=data["email"],
-            phone=data["phone"],
-            company=data["company"],
-            plan=data["plan"],
-            desired_start_date=data["desired_start_date"],
-            referral_source=data["referral_source"],
-            message=data["message"],
-            language=get_language() or settings.LANGUAGE_CODE,
-            ip_address=ip_address,
-        )
+        application = submit_application_form(form.cleaned_data, ip_address=ip_address)
     except services.DuplicateApplicationError as error:
         form.add_error("email", str(error))
         return render(request, "members/apply.html", {"form": form})
@@ -99,11 +92,8 @@ def apply(request):
         form.add_error("plan", str(error))
         return render(request, "members/apply.html", {"form": form})
 
-    request.session[THANKS_SESSION_KEY] = {
-        "first_name": application.first_name,
-        "email": application.email,
-        "plan": application.plan.name,
-    }
+    hit_rate_limit(scope="apply", key=rate_key, limit=limit, window_seconds=window)
+    remember_application(request, application)
     return redirect("members:apply_thanks")
 
 

@@ -12,7 +12,7 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 
-from tests.factories import StaffUserFactory
+from tests.factories import StaffUserFactory, enable_totp
 
 REQUIRE_SERVICES = os.environ.get("CPR_REQUIRE_SERVICES") == "1"
 # Debian's chromium package; Playwright drives it instead of a browser build of its own.
@@ -69,7 +69,10 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture
 def staff_user(db):
-    return StaffUserFactory()
+    """A superuser with a TOTP authenticator, so the MFA requirement lets it through."""
+    user = StaffUserFactory()
+    enable_totp(user)
+    return user
 
 
 @pytest.fixture

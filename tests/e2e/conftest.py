@@ -2,10 +2,15 @@
 
 `playwright install` is never needed: the browser is the system package at CHROMIUM_PATH.
 Tests here are marked `e2e`; tests/conftest.py skips them, or fails them in CI, when the
-browser or Playwright is missing.
+browser or Playwright is missing. When a test fails, every page still open in its browser
+is saved as a PNG under CPR_E2E_SCREENSHOT_DIR (a new temporary folder when unset), and
+the failure report lists the files.
 """
 
 import os
+import re
+import tempfile
+from pathlib import Path
 
 import pytest
 from django.db import connections
@@ -25,6 +30,47 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+SCREENSHOT_DIR_VARIABLE = "CPR_E2E_SCREENSHOT_DIR"
+
+
+def save_screenshots(browser, test_name: str) -> list[str]:
+    """Save a full-page PNG of every open page of `browser`; return one line per page."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    folder = os.environ.get(SCREENSHOT_DIR_VARIABLE)
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    else:
+        folder = tempfile.mkdtemp(prefix="cpr-e2e-")
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", test_name)
+    lines = []
+    for context_number, context in enumerate(browser.contexts, start=1):
+        for page_number, page in enumerate(context.pages, start=1):
+            path = Path(folder) / f"{stem}-context{context_number}-page{page_number}.png"
+            try:
+                page.screenshot(path=path, full_page=True)
+            except PlaywrightError as error:
+                lines.append(f"{page.url}: screenshot failed: {error}")
+            else:
+                lines.append(f"{page.url}: {path}")
+    return lines
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Screenshot the open pages when a test fails, while its fixtures are still alive."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    browser = item.funcargs.get("browser")
+    if browser is None:
+        return
+    lines = save_screenshots(browser, item.name)
+    if lines:
+        report.sections.append(("Screenshots of the open pages", "\n".join(lines)))
 
 
 @pytest.fixture

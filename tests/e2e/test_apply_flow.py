@@ -1,14 +1,18 @@
-"""A person applies in a real browser and staff approve the application in the admin."""
+"""A person applies in a real browser, staff approve in the admin, the member signs in."""
 
 import datetime
 import re
+import time
 from decimal import Decimal
 
 import pytest
+from allauth.mfa import app_settings as mfa_settings
+from django.core import mail
 from django.utils import timezone
 
 from members.models import Member, Membership, MembershipApplication
-from tests.factories import StaffUserFactory
+from tests.accounts.helpers import last_login_code
+from tests.factories import StaffUserFactory, current_totp_code, enable_totp
 
 # serialized_rollback restores the Hot Desk plan that the data migration seeds, because a
 # transactional test empties every table when it ends.
@@ -18,6 +22,8 @@ pytestmark = [
 ]
 
 STAFF_PASSWORD = "correct horse battery staple"  # set by UserFactory
+APPLICATIONS_PATH = "/admin/members/membershipapplication/"
+VIEWPORT = {"width": 1280, "height": 900}
 FIELD_ORDER = [
     "first_name",
     "last_name",
@@ -99,6 +105,50 @@ def visual_order(page) -> list[str]:
     return [name for _y, _x, name in sorted(boxes)]
 
 
+def totp_code_with_time_left(seconds: float = 3.0) -> str:
+    """Return the current TOTP code, waiting for the next period when this one ends sooner
+    than `seconds` from now: allauth accepts only the current period's code by default
+    (MFA_TOTP_TOLERANCE = 0), and the browser submits it a moment later.
+    """
+    left = mfa_settings.TOTP_PERIOD - time.time() % mfa_settings.TOTP_PERIOD
+    if left < seconds:
+        time.sleep(left + 0.1)
+    return current_totp_code()
+
+
+def sign_in_staff(browser, live_server, next_path: str):
+    """Sign a staff user with TOTP in from the admin's login URL, in a browser context of
+    their own, and return the context and its page, which then shows `next_path`.
+
+    The admin's login URL redirects to allauth's sign-in page, which prompts for the password
+    and then for the current TOTP code.
+    """
+    staff_user = StaffUserFactory(username="rosa")
+    enable_totp(staff_user)
+    context = browser.new_context(locale="en-US", viewport=VIEWPORT)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/admin/login/?next={next_path}")
+    page.wait_for_url(re.compile(r"/accounts/login/\?next="))
+    page.locator("#id_login").fill(staff_user.email)
+    page.locator("#id_password").fill(STAFF_PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+
+    page.wait_for_url(re.compile(r"/accounts/2fa/authenticate/$"))
+    page.locator("#id_code").fill(totp_code_with_time_left())
+    page.get_by_role("button", name="Sign In", exact=True).click()
+    page.wait_for_url(re.compile(re.escape(next_path) + "$"))
+    return context, page
+
+
+def approve_in_admin(admin, application) -> str:
+    """Run the bulk approve action on `application` and return the admin's messages."""
+    admin.locator(f'input[name="_selected_action"][value="{application.pk}"]').check()
+    admin.locator('select[name="action"]').select_option("approve_selected")
+    admin.get_by_role("button", name="Run").click()
+    admin.wait_for_load_state()
+    return admin.locator("ul.messagelist").inner_text()
+
+
 def test_apply_and_approve(browser, page, live_server, hot_desk):
     start = next_january_31()
 
@@ -153,23 +203,12 @@ def test_apply_and_approve(browser, page, live_server, hot_desk):
     assert application.ip_address == "127.0.0.1"
     assert application.language == "en"
 
-    # A staff member logs in to the admin in a browser session of their own.
-    StaffUserFactory(username="rosa")
-    staff = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
-    admin = staff.new_page()
-    admin.goto(f"{live_server.url}/admin/login/?next=/admin/members/membershipapplication/")
-    admin.get_by_label("Username").fill("rosa")
-    admin.get_by_label("Password").fill(STAFF_PASSWORD)
-    admin.get_by_role("button", name="Log in").click()
-    admin.wait_for_url(re.compile(r"/admin/members/membershipapplication/$"))
+    # A staff member signs in, with their second factor, in a browser session of their own.
+    staff, admin = sign_in_staff(browser, live_server, APPLICATIONS_PATH)
     assert "José Núñez" in admin.locator("#result_list").inner_text()
 
     # They select the application and run the bulk approve action.
-    admin.locator(f'input[name="_selected_action"][value="{application.pk}"]').check()
-    admin.locator('select[name="action"]').select_option("approve_selected")
-    admin.get_by_role("button", name="Run").click()
-    admin.wait_for_load_state()
-    report = admin.locator("ul.messagelist").inner_text()
+    report = approve_in_admin(admin, application)
     staff.close()
 
     assert f"Application {application.pk} from José Núñez" in report
@@ -187,6 +226,47 @@ def test_apply_and_approve(browser, page, live_server, hot_desk):
     assert membership.commitment_end == datetime.date(start.year + 1, 1, 31)
     application.refresh_from_db()
     assert application.status == MembershipApplication.Status.APPROVED
+
+
+def test_apply_approve_sign_in_with_code(browser, page, live_server, hot_desk):
+    # The person applies on the public form.
+    page.goto(f"{live_server.url}/apply/?plan=hot-desk")
+    page.locator("#id_first_name").fill("Marisol")
+    page.locator("#id_last_name").fill("Cruz Ayala")
+    page.locator("#id_email").fill("Marisol.Cruz@example.com")
+    page.get_by_role("button", name="Send application").click()
+    page.wait_for_url(re.compile(r"/apply/thanks/$"))
+    application = MembershipApplication.objects.get()
+
+    # Staff approve the application in the admin.
+    staff, admin = sign_in_staff(browser, live_server, APPLICATIONS_PATH)
+    report = approve_in_admin(admin, application)
+    staff.close()
+    assert f"Application {application.pk} from Marisol Cruz Ayala" in report
+    membership = Membership.objects.get(member__email__iexact="marisol.cruz@example.com")
+
+    # The new member opens the portal and is sent to sign in.
+    page.goto(f"{live_server.url}/portal/")
+    page.wait_for_url(re.compile(r"/accounts/login/\?next=/portal/$"))
+    page.get_by_role("link", name="Email me a sign-in code").click()
+    page.wait_for_url(re.compile(r"/accounts/login/code/"))
+    page.locator("#id_email").fill("marisol.cruz@example.com")
+    page.get_by_role("button", name="Request Code").click()
+    page.wait_for_url(re.compile(r"/accounts/login/code/confirm/"))
+
+    # The live server runs in this process, so its locmem outbox is this one.
+    assert [message.to for message in mail.outbox] == [["marisol.cruz@example.com"]]
+    page.locator("#id_code").fill(last_login_code("marisol.cruz@example.com"))
+    page.get_by_role("button", name="Confirm").click()
+
+    # They land on their dashboard, which shows the plan and the state of the membership.
+    page.wait_for_url(re.compile(r"/portal/$"))
+    assert page.get_by_role("heading", level=1).inner_text() == "Welcome, Marisol"
+    section = page.locator("#membership")
+    assert membership.plan.name in section.locator(".membership-terms").inner_text()
+    state = section.locator(".membership-state")
+    assert f"state-{Membership.State.PENDING}" in state.get_attribute("class")
+    assert "Pending" in state.locator(".state-label").inner_text()
 
 
 @pytest.mark.parametrize("width", [390, 1280])

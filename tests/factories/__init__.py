@@ -1,9 +1,12 @@
 """factory-boy factories for the members domain."""
 
 import datetime
+import time
 from decimal import Decimal
 
 import factory
+from allauth.mfa.models import Authenticator
+from allauth.mfa.utils import encrypt
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
@@ -78,3 +81,37 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     commitment_end = factory.LazyAttribute(lambda m: add_months(m.start_date, m.contract_months))
     state = Membership.State.PENDING
     state_changed_at = factory.LazyFunction(timezone.now)
+
+
+# A fixed base32 TOTP secret for tests; codes come from allauth's own HOTP function.
+TEST_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
+def enable_totp(user, secret: str = TEST_TOTP_SECRET) -> Authenticator:
+    """Give `user` a TOTP authenticator, as allauth stores one after enrolment."""
+    return Authenticator.objects.create(
+        user=user, type=Authenticator.Type.TOTP, data={"secret": encrypt(secret)}
+    )
+
+
+def current_totp_code(secret: str = TEST_TOTP_SECRET) -> str:
+    """Return the TOTP code for `secret` at this moment."""
+    from allauth.mfa import app_settings
+    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
+
+    counter = int(time.time()) // app_settings.TOTP_PERIOD
+    return format_hotp_value(hotp_value(secret, counter))
+
+
+class MemberWithUserFactory(MemberFactory):
+    """A member with a login, linked the way approval links one (`ensure_member_user`)."""
+
+    class Meta:
+        skip_postgeneration_save = True
+
+    @factory.post_generation
+    def login(member, create, extracted, **kwargs):
+        if create:
+            from members.services import ensure_member_user
+
+            member.user = ensure_member_user(member=member)

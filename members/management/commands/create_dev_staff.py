@@ -1,5 +1,9 @@
+import base64
 import secrets
 
+from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from allauth.mfa.utils import encrypt
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -32,7 +36,7 @@ class Command(BaseCommand):
         user = users.objects.filter(username=username).first()
         if user is not None and not reset_password:
             self.stdout.write(
-                f"Development staff login: {username} (exists; password unchanged). "
+                f"Development staff login: {user.email} (exists; password unchanged). "
                 "For a new password: manage.py create_dev_staff --reset-password"
             )
             return
@@ -48,9 +52,22 @@ class Command(BaseCommand):
             user.is_staff = user.is_superuser = user.is_active = True
             user.save(update_fields=["password", "is_staff", "is_superuser", "is_active"])
             action = "password reset"
+        EmailAddress.objects.update_or_create(
+            user=user,
+            email=user.email.lower(),
+            defaults={"primary": True, "verified": True},
+        )
+        # Staff must use a second factor; enrol one so the login works without a phone.
+        secret = base64.b32encode(secrets.token_bytes(20)).decode()
+        Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).delete()
+        Authenticator.objects.create(
+            user=user, type=Authenticator.Type.TOTP, data={"secret": encrypt(secret)}
+        )
         self.stdout.write(
             self.style.SUCCESS(
-                f"Development staff login {action}: username {username}, password {password}\n"
-                "Sign in at http://127.0.0.1:8000/admin/"
+                f"Development staff login {action}: email {user.email}, password {password}\n"
+                f"Two-factor (TOTP) secret: {secret}. Add it to an authenticator app, or run "
+                "`.venv/bin/python manage.py dev_totp_code` for the current code.\n"
+                "Sign in at /admin/ on the development server."
             )
         )

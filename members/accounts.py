@@ -1,0 +1,150 @@
+"""django-allauth adapters: who may sign in, and how a Google login finds its member.
+
+A Google login whose email Google reports as verified and that matches a member's email
+(ignoring case) signs into that member's login, creating it when the member has none.
+A verified email that matches no member leads to the application form, where submitting
+creates the login. An unverified email is turned away before anything is stored.
+"""
+
+import logging
+
+from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.utils import filter_users_by_email
+from allauth.core.exceptions import ImmediateHttpResponse
+from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from django import forms
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
+from . import services
+from .models import Member, MembershipApplication
+
+logger = logging.getLogger(__name__)
+
+
+class AccountAdapter(DefaultAccountAdapter):
+    def is_open_for_signup(self, request):
+        # Accounts are made for members (on approval) and for applicants who come
+        # through Google; there is no open sign-up with a password.
+        return False
+
+    def get_signup_redirect_url(self, request):
+        return reverse("members:apply_thanks")
+
+    def get_login_redirect_url(self, request):
+        user = request.user
+        if user.is_staff:
+            return reverse("admin:index")
+        if Member.objects.filter(user=user).exists():
+            return reverse("members:portal_dashboard")
+        if user.membership_applications.filter(
+            status=MembershipApplication.Status.SUBMITTED
+        ).exists():
+            # The portal shows an applicant the application under review.
+            return reverse("members:portal_dashboard")
+        return reverse("members:apply")
+
+    def clean_email(self, email):
+        email = super().clean_email(email)
+        user = getattr(self.request, "user", None)
+        if user is None or not user.is_authenticated:
+            return email
+        # For a signed-in user this runs when they add an address to their login
+        # (allauth's AddEmailForm). With enumeration prevention on, allauth 65 accepts an
+        # address that another login has unverified, and mails a confirmation link to
+        # it. Once that is confirmed, two logins share the address, sign-ins by it reach
+        # the wrong one, and the member's email no longer matches. So the address must
+        # belong to no other member and no other login.
+        other_members = Member.objects.filter(email__iexact=email).exclude(user=user)
+        other_logins = [other for other in filter_users_by_email(email) if other.pk != user.pk]
+        if other_members.exists() or other_logins:
+            raise forms.ValidationError(
+                _("%(email)s already belongs to another account. Choose a different address.")
+                % {"email": email},
+                code="email_taken",
+            )
+        return email
+
+
+def _is_staff_email(email: str) -> bool:
+    users = get_user_model().objects.filter(email__iexact=email)
+    if users.filter(Q(is_staff=True) | Q(is_superuser=True)).exists():
+        return True
+    return (
+        Member.objects.filter(email__iexact=email)
+        .filter(Q(user__is_staff=True) | Q(user__is_superuser=True))
+        .exists()
+    )
+
+
+def _verified_email(sociallogin) -> str | None:
+    for address in sociallogin.email_addresses:
+        if address.verified and address.email:
+            return address.email.strip()
+    return None
+
+
+class SocialAccountAdapter(DefaultSocialAccountAdapter):
+    def pre_social_login(self, request, sociallogin):
+        provider = sociallogin.account.provider
+        if sociallogin.is_existing:
+            return
+
+        email = _verified_email(sociallogin)
+        if email is None:
+            logger.warning(
+                "Sign-in with %s rejected: the provider did not report a verified email",
+                provider,
+            )
+            raise ImmediateHttpResponse(
+                render(
+                    request,
+                    "account/unverified_email.html",
+                    {"provider": sociallogin.provider.name},
+                    status=403,
+                )
+            )
+
+        if _is_staff_email(email):
+            # Staff logins are linked to Google only by the staff member, signed in, from
+            # their account page. Linking by email would also make allauth wipe a staff
+            # password whose address row is unverified, as createsuperuser leaves it.
+            logger.warning("Sign-in with %s rejected: the email belongs to a staff login", provider)
+            raise ImmediateHttpResponse(
+                render(
+                    request,
+                    "account/staff_social_login.html",
+                    {"provider": sociallogin.provider.name},
+                    status=403,
+                )
+            )
+
+        member = Member.objects.filter(email__iexact=email).select_related("user").first()
+        if member is None:
+            # Unknown person: allauth stores the login and shows our application form.
+            return
+        user = services.ensure_member_user(member=member)
+        sociallogin.connect(request, user)
+        logger.info(
+            "%s account linked to user %s of member %s by verified email",
+            provider,
+            user.pk,
+            member.pk,
+        )
+
+    def can_authenticate_by_email(self, login, email):
+        # Keeps allauth from signing into a staff login by email, see pre_social_login.
+        if _is_staff_email(email):
+            return False
+        return super().can_authenticate_by_email(login, email)
+
+    def is_open_for_signup(self, request, sociallogin):
+        # Only a verified email reaches this point, see pre_social_login.
+        return True
+
+    def is_auto_signup_allowed(self, request, sociallogin):
+        # A person who is not a member applies first: the signup form is the application.
+        return False
