@@ -1,7 +1,10 @@
-"""Forms of the staff back office that are not model forms: the reasons behind decisions."""
+"""Forms of the staff back office: the reasons behind decisions, and the application edit."""
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+
+from members.forms import ApplicationForm
+from members.models import MembershipApplication
 
 # Matches the maximum length of the application message, which is long enough for a note.
 REASON_MAX_LENGTH = 2000
@@ -38,3 +41,32 @@ class CancelImmediatelyForm(forms.Form):
             "It is kept in the membership history."
         ),
     )
+
+
+class ApplicationAdminForm(forms.ModelForm):
+    """The staff edit form of an application under review.
+
+    The database allows one open application per email (ignoring case). Django skips
+    that constraint here because its condition reads `status`, a read-only field in the
+    admin, so the form checks it itself.
+    """
+
+    class Meta:
+        model = MembershipApplication
+        fields = ApplicationForm.Meta.fields
+
+    def clean_email(self):
+        email = self.cleaned_data["email"].strip()
+        others = MembershipApplication.objects.filter(
+            email__iexact=email, status=MembershipApplication.Status.SUBMITTED
+        ).exclude(pk=self.instance.pk)
+        if others.exists():
+            raise forms.ValidationError(
+                _(
+                    "Application %(id)s from %(email)s is already waiting for review. "
+                    "Decide that one first, or use another email address."
+                ),
+                params={"id": others.first().pk, "email": email},
+                code="duplicate",
+            )
+        return email

@@ -89,13 +89,19 @@ class Plan(models.Model):
         ordering = ["sort_order", "name"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(monthly_price__gte=0), name="plan_monthly_price_not_negative"
+                condition=Q(monthly_price__gte=0),
+                name="plan_monthly_price_not_negative",
+                violation_error_message=_("The monthly price cannot be negative."),
             ),
             models.CheckConstraint(
-                condition=Q(included_credit__gte=0), name="plan_included_credit_not_negative"
+                condition=Q(included_credit__gte=0),
+                name="plan_included_credit_not_negative",
+                violation_error_message=_("The meeting-room credit cannot be negative."),
             ),
             models.CheckConstraint(
-                condition=Q(contract_months__gte=1), name="plan_contract_months_at_least_one"
+                condition=Q(contract_months__gte=1),
+                name="plan_contract_months_at_least_one",
+                violation_error_message=_("The contract must last at least one month."),
             ),
         ]
 
@@ -204,6 +210,15 @@ class MembershipApplication(models.Model):
         blank=True,
         related_name="applications",
     )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("login"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="membership_applications",
+        help_text=_("The login the applicant signed in with, when they applied through Google."),
+    )
     created_at = models.DateTimeField(_("submitted at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -215,6 +230,7 @@ class MembershipApplication(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=["submitted", "approved", "rejected", "withdrawn"]),
                 name="application_status_valid",
+                violation_error_message=_("That status is not one an application can have."),
             ),
             models.UniqueConstraint(
                 Lower("email"),
@@ -301,21 +317,27 @@ class Membership(models.Model):
                     state__in=["pending", "active", "past_due", "suspended", "cancelled", "ended"]
                 ),
                 name="membership_state_valid",
+                violation_error_message=_("That state is not one a membership can have."),
             ),
             models.CheckConstraint(
-                condition=Q(monthly_price__gte=0), name="membership_monthly_price_not_negative"
+                condition=Q(monthly_price__gte=0),
+                name="membership_monthly_price_not_negative",
+                violation_error_message=_("The monthly price cannot be negative."),
             ),
             models.CheckConstraint(
                 condition=Q(included_credit__gte=0),
                 name="membership_included_credit_not_negative",
+                violation_error_message=_("The meeting-room credit cannot be negative."),
             ),
             models.CheckConstraint(
                 condition=Q(commitment_end__gte=models.F("start_date")),
                 name="membership_commitment_end_not_before_start",
+                violation_error_message=_("The commitment end cannot be before the start date."),
             ),
             models.CheckConstraint(
                 condition=Q(end_date__isnull=True) | Q(end_date__gte=models.F("start_date")),
                 name="membership_end_date_not_before_start",
+                violation_error_message=_("The end date cannot be before the start date."),
             ),
         ]
         indexes = [models.Index(fields=["state", "plan"], name="membership_state_plan")]

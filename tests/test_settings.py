@@ -82,6 +82,7 @@ def production_env(tmp_path):
         "DJANGO_ALLOWED_HOSTS": "portal.example.org",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'production.sqlite3'}",
         "EMAIL_URL": "smtp://127.0.0.1:25",
+        "CACHE_URL": "redis://127.0.0.1:6379/1",
     }
 
 
@@ -175,6 +176,40 @@ def test_deploy_check_reports_console_email(project_copy, production_env):
 
     assert result.returncode != 0
     assert "mail.E001" in result.stdout + result.stderr
+
+
+def test_deploy_check_reports_local_cache(project_copy, production_env):
+    del production_env["CACHE_URL"]
+
+    result = run_django(
+        project_copy,
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        production_env,
+    )
+
+    assert result.returncode != 0
+    assert "members.W001" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DJANGO_ALLOWED_HOSTS", " , "),
+        ("DATABASE_URL", "nonsense"),
+        ("CPR_APPLY_RATE_LIMIT", "abc"),
+        ("CPR_APPLY_RATE_LIMIT", "0"),
+        ("CPR_APPLY_RATE_WINDOW_SECONDS", "-1"),
+    ],
+)
+def test_production_invalid_variable(project_copy, production_env, name, value):
+    production_env[name] = value
+
+    result = run_django(project_copy, ["-c", "import django; django.setup()"], production_env)
+
+    error = last_line(result.stderr)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in error
+    assert name in error
 
 
 @pytest.fixture(scope="module")

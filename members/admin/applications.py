@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from members import services
-from members.forms_admin import RejectApplicationForm
+from members.forms_admin import ApplicationAdminForm, RejectApplicationForm
 from members.models import Membership, MembershipApplication
 
 from .base import PerRowReportMixin, admin_change_url, bound_reason_form, format_date
@@ -32,6 +32,7 @@ class MembershipApplicationAdmin(PerRowReportMixin, admin.ModelAdmin):
     membership points back to it.
     """
 
+    form = ApplicationAdminForm
     list_display = (
         "applicant_name",
         "email",

@@ -21,6 +21,7 @@ from tests.factories import (
     MembershipFactory,
     PlanFactory,
     UserFactory,
+    enable_totp,
 )
 
 pytestmark = pytest.mark.django_db
@@ -404,6 +405,13 @@ def test_non_staff_redirected_to_login(client, hot_desk):
     assert application.status == Status.SUBMITTED
 
 
+def staff_without_permissions():
+    """A staff login with a second factor but no model permissions."""
+    user = UserFactory(is_staff=True)
+    enable_totp(user)
+    return user
+
+
 def test_anonymous_redirected_to_login(client):
     response = client.get(admin_url(MembershipApplication, "changelist"))
 
@@ -412,7 +420,7 @@ def test_anonymous_redirected_to_login(client):
 
 
 def test_staff_without_permission_gets_403(client, hot_desk):
-    client.force_login(UserFactory(is_staff=True))
+    client.force_login(staff_without_permissions())
     application = ApplicationFactory(plan=hot_desk)
 
     approve = client.post(admin_url(MembershipApplication, "approve", application.pk))
@@ -427,7 +435,7 @@ def test_staff_without_permission_gets_403(client, hot_desk):
 
 
 def test_staff_with_change_permission_can_approve(client, hot_desk):
-    user = UserFactory(is_staff=True)
+    user = staff_without_permissions()
     user.user_permissions.add(
         Permission.objects.get(codename="change_membershipapplication"),
         Permission.objects.get(codename="view_membershipapplication"),
@@ -444,7 +452,7 @@ def test_staff_with_change_permission_can_approve(client, hot_desk):
 
 
 def test_actions_need_change_permission(client, hot_desk):
-    client.force_login(UserFactory(is_staff=True))
+    client.force_login(staff_without_permissions())
     membership = MembershipFactory(plan=hot_desk)
 
     response = run_action(client, Membership, "activate_selected", [membership.pk])
@@ -472,7 +480,9 @@ def test_actions_need_change_permission(client, hot_desk):
 def test_membership_action_moves_state(
     staff_client, staff_user, hot_desk, start_state, action, end_state
 ):
-    membership = MembershipFactory(plan=hot_desk, state=start_state)
+    # A membership can end without a reason only once its commitment is over.
+    start = timezone.localdate() - datetime.timedelta(days=400)
+    membership = MembershipFactory(plan=hot_desk, state=start_state, start_date=start)
 
     response = run_action(staff_client, Membership, action, [membership.pk])
 
@@ -485,6 +495,18 @@ def test_membership_action_moves_state(
     assert event.actor == staff_user
     assert level == SUCCESS
     assert f"Membership {membership.pk} " in text
+
+
+def test_end_action_refused_before_commitment_end(staff_client, hot_desk):
+    membership = MembershipFactory(plan=hot_desk, state=State.ACTIVE)
+
+    response = run_action(staff_client, Membership, "end_selected", [membership.pk])
+
+    membership.refresh_from_db()
+    [(level, text)] = messages_of(response)
+    assert level == ERROR
+    assert "without a reason" in text
+    assert membership.state == State.ACTIVE
 
 
 def test_illegal_membership_action_names_both_states(staff_client, hot_desk):
@@ -590,12 +612,24 @@ def test_cancel_stale_membership_changes_nothing(staff_user, hot_desk):
     membership = MembershipFactory(plan=hot_desk, state=State.ACTIVE)
     Membership.objects.filter(pk=membership.pk).update(state=State.CANCELLED)
 
-    with pytest.raises(MembersError, match="changed to Cancelled"):
+    with pytest.raises(MembersError, match="from Cancelled to Cancelled"):
         cancel_membership(membership=membership, actor=staff_user)
 
     membership.refresh_from_db()
     assert membership.cancel_at is None
     assert not MembershipEvent.objects.exists()
+
+
+def test_cancel_stale_pending_copy_schedules(staff_user, hot_desk):
+    """A caller's copy that still says pending must not cancel an active membership now."""
+    membership = MembershipFactory(plan=hot_desk, state=State.PENDING)
+    Membership.objects.filter(pk=membership.pk).update(state=State.ACTIVE)
+
+    result = cancel_membership(membership=membership, actor=staff_user)
+
+    result.refresh_from_db()
+    assert result.state == State.ACTIVE
+    assert result.cancel_at == result.commitment_end
 
 
 def test_cancel_immediately_asks_for_reason(staff_client, hot_desk):
@@ -898,3 +932,46 @@ def test_changelist_queries_constant(staff_client, hot_desk, model, make_rows, p
 
     assert many_rows > few_rows
     assert many_queries == few_queries
+
+
+def test_application_edit_to_open_email_refused(staff_client, hot_desk):
+    ApplicationFactory(plan=hot_desk, email="taken@example.com")
+    application = ApplicationFactory(plan=hot_desk, email="free@example.com")
+    data = {
+        "first_name": application.first_name,
+        "last_name": application.last_name,
+        "email": "TAKEN@example.com",
+        "phone": "",
+        "company": "",
+        "plan": str(hot_desk.pk),
+        "desired_start_date": application.desired_start_date.isoformat(),
+        "referral_source": "",
+        "message": "",
+    }
+
+    response = staff_client.post(admin_url(MembershipApplication, "change", application.pk), data)
+
+    application.refresh_from_db()
+    assert response.status_code == 200
+    assert "already waiting for review" in response.content.decode()
+    assert application.email == "free@example.com"
+
+
+def test_plan_negative_price_message(staff_client):
+    data = {
+        "name": "Broken",
+        "slug": "broken",
+        "monthly_price": "-1",
+        "billing_interval": "month",
+        "contract_months": "12",
+        "included_credit": "0",
+        "renewal_policy": "renew_term",
+        "cancellation_policy": "at_commitment_end",
+        "sort_order": "0",
+    }
+
+    response = staff_client.post(admin_url(Plan, "add"), data)
+
+    assert response.status_code == 200
+    assert "The monthly price cannot be negative." in response.content.decode()
+    assert not Plan.objects.filter(slug="broken").exists()

@@ -595,7 +595,7 @@ def test_apply_duplicate_open_application(client, hot_desk):
 
     assert response.status_code == 200
     assert field_errors(response, "email") == [
-        "An application from Ana.Rivera@EXAMPLE.com is already waiting for review. "
+        "An application from Ana.Rivera@example.com is already waiting for review. "
         "We will write to you soon; there is no need to apply again."
     ]
     assert "already waiting for review" in response.content.decode()
@@ -864,8 +864,15 @@ def test_public_pages_constant_queries(client, hot_desk, url):
 # --- HTML ---------------------------------------------------------------------------
 
 
+def apply_form_html(response) -> str:
+    """Return the application form's HTML alone, without the layout's language switch."""
+    content = response.content.decode()
+    start = content.index(f'<form method="post" action="{APPLY_URL}"')
+    return content[start : content.index("</form>", start) + len("</form>")]
+
+
 def test_apply_every_input_labelled(client, hot_desk):
-    page = FormHTML(client.get(APPLY_URL).content.decode())
+    page = FormHTML(apply_form_html(client.get(APPLY_URL)))
 
     visible = [control for control in page.controls if control.get("type") != "hidden"]
     assert len(visible) == 10
@@ -893,7 +900,7 @@ def test_apply_errors_marked_invalid(client, hot_desk):
 
 
 def test_apply_fields_in_visual_order(client, hot_desk):
-    page = FormHTML(client.get(APPLY_URL).content.decode())
+    page = FormHTML(apply_form_html(client.get(APPLY_URL)))
 
     names = [control.get("name") for control in page.controls if control.get("type") != "hidden"]
     assert names == [
@@ -908,3 +915,70 @@ def test_apply_fields_in_visual_order(client, hot_desk):
         "message",
         "website",
     ]
+
+
+@pytest.mark.parametrize("value", ["%00", "hot-desk%00", "hot desk", "../admin"])
+def test_apply_plan_query_malformed(client, hot_desk, value):
+    response = client.get(f"{APPLY_URL}?plan={value}")
+
+    assert response.status_code == 200
+    assert "selected>Hot Desk" not in response.content.decode()
+
+
+def test_rate_limit_counts_only_accepted(client, hot_desk, settings):
+    settings.CPR_APPLY_RATE_LIMIT = 2
+    client.post(APPLY_URL, application_data(hot_desk, email="first@example.com"))
+    duplicate = client.post(APPLY_URL, application_data(hot_desk, email="FIRST@example.com"))
+
+    second = client.post(APPLY_URL, application_data(hot_desk, email="second@example.com"))
+    third = client.post(APPLY_URL, application_data(hot_desk, email="third@example.com"))
+
+    assert duplicate.status_code == 200
+    assert second.status_code == 302
+    assert third.status_code == 429
+    assert "Your form was not sent." in third.content.decode()
+    assert MembershipApplication.objects.count() == 2
+
+
+def test_rate_limit_groups_ipv6_network(client, hot_desk, settings):
+    settings.CPR_APPLY_RATE_LIMIT = 1
+    client.post(
+        APPLY_URL, application_data(hot_desk, email="a@example.com"), REMOTE_ADDR="2001:db8::1"
+    )
+
+    same_network = client.post(
+        APPLY_URL, application_data(hot_desk, email="b@example.com"), REMOTE_ADDR="2001:db8::2"
+    )
+    other_network = client.post(
+        APPLY_URL, application_data(hot_desk, email="c@example.com"), REMOTE_ADDR="2001:db8:1::1"
+    )
+
+    assert same_network.status_code == 429
+    assert other_network.status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("first_name", "José \u202eevil"),
+        ("last_name", "Nu\u200bñez"),
+        ("company", "Acme\u2066 Labs"),
+        ("email", "ana\u200d@example.com"),
+    ],
+)
+def test_apply_invisible_characters_rejected(client, hot_desk, field, value):
+    response = client.post(APPLY_URL, application_data(hot_desk, **{field: value}))
+
+    assert response.status_code == 200
+    assert "invisible character" in response.content.decode()
+    assert MembershipApplication.objects.count() == 0
+
+
+def test_apply_duplicate_non_ascii_domain_case(client, hot_desk):
+    client.post(APPLY_URL, application_data(hot_desk, email="ana@éxample.com"))
+
+    response = client.post(APPLY_URL, application_data(hot_desk, email="ana@ÉXAMPLE.com"))
+
+    assert response.status_code == 200
+    assert MembershipApplication.objects.count() == 1
+    assert MembershipApplication.objects.get().email == "ana@éxample.com"

@@ -105,7 +105,7 @@ def test_submit_stores_request_details(hot_desk):
 def test_submit_duplicate_open_application(hot_desk):
     ApplicationFactory(email="ana@example.com", plan=hot_desk)
 
-    with pytest.raises(DuplicateApplicationError, match="ANA@Example.COM"):
+    with pytest.raises(DuplicateApplicationError, match="ANA@example.com"):
         submit(hot_desk, email="ANA@Example.COM")
 
     assert MembershipApplication.objects.count() == 1
@@ -114,7 +114,7 @@ def test_submit_duplicate_open_application(hot_desk):
 def test_submit_duplicate_caught_by_database(hot_desk, monkeypatch):
     # Two requests can both pass the duplicate check, so the partial unique index stops one.
     ApplicationFactory(email="ana@example.com", plan=hot_desk)
-    monkeypatch.setattr(services, "_raise_if_duplicate", lambda email: None)
+    monkeypatch.setattr(services, "check_can_apply", lambda *, email: None)
 
     with pytest.raises(DuplicateApplicationError):
         submit(hot_desk, email="Ana@example.com")
@@ -586,7 +586,9 @@ def test_end_pending_future_start(staff_user, today):
 def test_end_sets_end_date(staff_user, today):
     membership = make_membership(State.ACTIVE, cancel_at=TODAY + datetime.timedelta(days=30))
 
-    services.end_membership(membership=membership, actor=staff_user, end_date=D(2025, 3, 31))
+    services.end_membership(
+        membership=membership, actor=staff_user, end_date=D(2025, 3, 31), reason="Moved abroad"
+    )
 
     membership.refresh_from_db()
     assert membership.state == State.ENDED
@@ -595,12 +597,35 @@ def test_end_sets_end_date(staff_user, today):
 
 
 def test_end_defaults_to_today(staff_user, today):
-    membership = make_membership(State.ACTIVE)
+    # Started 13 months ago, so the 12-month commitment is over.
+    membership = make_membership(State.ACTIVE, start_date=D(2024, 2, 10))
 
     services.end_membership(membership=membership, actor=staff_user)
 
     membership.refresh_from_db()
     assert membership.end_date == TODAY
+
+
+def test_end_early_needs_reason(staff_user, today):
+    membership = make_membership(State.ACTIVE)
+
+    with pytest.raises(MembersError, match="without a reason"):
+        services.end_membership(membership=membership, actor=staff_user)
+
+    membership.refresh_from_db()
+    assert membership.state == State.ACTIVE
+    assert membership.end_date is None
+    assert MembershipEvent.objects.count() == 0
+
+
+def test_end_on_commitment_end_without_reason(staff_user, today):
+    membership = make_membership(State.ACTIVE, start_date=D(2024, 3, 10))
+
+    services.end_membership(membership=membership, actor=staff_user)
+
+    membership.refresh_from_db()
+    assert membership.commitment_end == TODAY
+    assert membership.state == State.ENDED
 
 
 def test_end_before_start(staff_user, today):
