@@ -9,9 +9,11 @@ creates the login. An unverified email is turned away before anything is stored.
 import logging
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.models import EmailAddress
 from allauth.account.utils import filter_users_by_email
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from allauth.socialaccount.providers.base import AuthProcess
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q
@@ -58,9 +60,21 @@ class AccountAdapter(DefaultAccountAdapter):
         # it. Once that is confirmed, two logins share the address, sign-ins by it reach
         # the wrong one, and the member's email no longer matches. So the address must
         # belong to no other member and no other login.
+        # An open application reserves its address for the applicant's future login.
         other_members = Member.objects.filter(email__iexact=email).exclude(user=user)
         other_logins = [other for other in filter_users_by_email(email) if other.pk != user.pk]
-        if other_members.exists() or other_logins:
+        other_addresses = EmailAddress.objects.filter(email__iexact=email).exclude(user=user)
+        other_users = get_user_model().objects.filter(email__iexact=email).exclude(pk=user.pk)
+        open_applications = MembershipApplication.objects.filter(
+            email__iexact=email, status=MembershipApplication.Status.SUBMITTED
+        ).exclude(user=user)
+        if (
+            other_members.exists()
+            or other_logins
+            or other_addresses.exists()
+            or other_users.exists()
+            or open_applications.exists()
+        ):
             raise forms.ValidationError(
                 _("%(email)s already belongs to another account. Choose a different address.")
                 % {"email": email},
@@ -70,8 +84,16 @@ class AccountAdapter(DefaultAccountAdapter):
 
 
 def _is_staff_email(email: str) -> bool:
+    """Tell whether any address row, login email or member email maps `email` to staff."""
+    staff = Q(is_staff=True) | Q(is_superuser=True)
     users = get_user_model().objects.filter(email__iexact=email)
-    if users.filter(Q(is_staff=True) | Q(is_superuser=True)).exists():
+    if users.filter(staff).exists():
+        return True
+    if (
+        EmailAddress.objects.filter(email__iexact=email)
+        .filter(Q(user__is_staff=True) | Q(user__is_superuser=True))
+        .exists()
+    ):
         return True
     return (
         Member.objects.filter(email__iexact=email)
@@ -91,6 +113,9 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
     def pre_social_login(self, request, sociallogin):
         provider = sociallogin.account.provider
         if sociallogin.is_existing:
+            return
+        if sociallogin.state.get("process") == AuthProcess.CONNECT:
+            # A signed-in person connecting Google to their own login, staff included.
             return
 
         email = _verified_email(sociallogin)
@@ -128,12 +153,30 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             return
         user = services.ensure_member_user(member=member)
         sociallogin.connect(request, user)
+        # Google has just proven the address, as a sign-in code would.
+        EmailAddress.objects.filter(user=user, email__iexact=email).update(verified=True)
         logger.info(
             "%s account linked to user %s of member %s by verified email",
             provider,
             user.pk,
             member.pk,
         )
+
+    def authenticate_by_email(self, sociallogin):
+        """Match a Google login to an existing login only through a verified address.
+
+        allauth would also match a login's unverified address rows and its plain email
+        field, so an address someone merely typed could open that login. Here only a
+        confirmed address of exactly one non-staff login counts.
+        """
+        for email in [a.email for a in sociallogin.email_addresses if a.verified]:
+            if not self.can_authenticate_by_email(sociallogin, email):
+                continue
+            rows = EmailAddress.objects.filter(email__iexact=email, verified=True)
+            owners = {row.user_id for row in rows}
+            if len(owners) == 1:
+                return rows[0].user, email
+        return None
 
     def can_authenticate_by_email(self, login, email):
         # Keeps allauth from signing into a staff login by email, see pre_social_login.

@@ -298,6 +298,12 @@ class Membership(models.Model):
         _("state"), max_length=20, choices=State.choices, default=State.PENDING
     )
     state_changed_at = models.DateTimeField(_("state changed at"))
+    grace_until = models.DateField(
+        _("access continues until"),
+        null=True,
+        blank=True,
+        help_text=_("The last day of the grace period of a past-due membership."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 
 from . import selectors, services
 from .forms_portal import ProfileForm
@@ -83,7 +83,7 @@ def describe_event(event: MembershipEvent) -> str:
     return str(SAME_STATE_EVENTS.get(event.cause, _("Membership details changed")))
 
 
-@require_GET
+@require_safe
 @member_required(load_member=selectors.portal_member_with_history)
 def dashboard(request, member):
     memberships = getattr(member, selectors.PORTAL_MEMBERSHIPS_ATTR)
@@ -99,7 +99,7 @@ def dashboard(request, member):
     return render(request, "members/portal/dashboard.html", context)
 
 
-@require_GET
+@require_safe
 @member_required()
 def membership_detail(request, member, pk):
     membership = selectors.portal_membership(member, pk)

@@ -11,6 +11,7 @@ import logging
 from django.contrib.auth.base_user import BaseUserManager
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -384,10 +385,19 @@ def mark_membership_past_due(
     actor: AbstractBaseUser | None = None,
     cause: str = "",
     reason: str = "",
+    grace_until: datetime.date | None = None,
 ) -> Membership:
-    """Mark an active membership as past due after a failed payment."""
+    """Mark an active membership as past due after a failed payment.
+
+    `grace_until` is the last day the member keeps access before suspension.
+    """
     return _transition(
-        membership=membership, transition="mark_past_due", actor=actor, cause=cause, reason=reason
+        membership=membership,
+        transition="mark_past_due",
+        actor=actor,
+        cause=cause,
+        reason=reason,
+        extra_fields={"grace_until": grace_until},
     )
 
 
@@ -413,7 +423,12 @@ def reinstate_membership(
 ) -> Membership:
     """Return a past-due or suspended membership to active once payment is recorded."""
     return _transition(
-        membership=membership, transition="reinstate", actor=actor, cause=cause, reason=reason
+        membership=membership,
+        transition="reinstate",
+        actor=actor,
+        cause=cause,
+        reason=reason,
+        extra_fields={"grace_until": None},
     )
 
 
@@ -626,8 +641,16 @@ def ensure_member_user(*, member: Member, user: AbstractBaseUser | None = None):
             return member.user
 
         email = member.email.strip().lower()
+        _release_address(email=email, keep_user=user, member=member)
         if user is None:
-            user = users.objects.filter(email__iexact=email).order_by("pk").first()
+            user = (
+                users.objects.filter(
+                    Q(email__iexact=email)
+                    | Q(emailaddress__email__iexact=email, emailaddress__verified=True)
+                )
+                .order_by("pk")
+                .first()
+            )
             if user is not None and Member.objects.filter(user=user).exists():
                 raise MembersError(
                     _(
@@ -664,6 +687,39 @@ def ensure_member_user(*, member: Member, user: AbstractBaseUser | None = None):
     return user
 
 
+def _release_address(*, email: str, keep_user, member: Member) -> None:
+    """Make `email` free for the member's login: one address belongs to one login.
+
+    Another login's unverified claim on the address was never proven, so it is removed;
+    otherwise a sign-in by that address could reach the claimant instead of the member.
+    A verified claim by another login stops the approval, for staff to resolve.
+    """
+    from allauth.account.models import EmailAddress
+
+    claims = EmailAddress.objects.filter(email__iexact=email).select_related("user")
+    if keep_user is not None:
+        claims = claims.exclude(user=keep_user)
+    for claim in claims:
+        owner_is_plain_login = claim.user.email.lower() == email
+        if claim.verified or owner_is_plain_login:
+            if owner_is_plain_login and not Member.objects.filter(user=claim.user).exists():
+                continue  # that login is the member's own, found by its email below
+            raise MembersError(
+                _(
+                    "Cannot give member %(member)s a login: %(email)s is a confirmed address "
+                    "of login %(user)s. Remove it from that login first."
+                )
+                % {"member": member.pk, "email": email, "user": claim.user_id}
+            )
+        logger.warning(
+            "Removed unverified address %s of user %s so that member %s can use it",
+            claim.pk,
+            claim.user_id,
+            member.pk,
+        )
+        claim.delete()
+
+
 def _unique_username(email: str) -> str:
     from django.contrib.auth import get_user_model
 
@@ -679,20 +735,41 @@ def _unique_username(email: str) -> str:
     return candidate
 
 
-def change_member_email(*, member: Member, email: str, actor: AbstractBaseUser | None) -> Member:
-    """Set the member's email, normally after allauth verified the login's new address."""
-    email = email.strip()
+def change_member_email(
+    *, member: Member, email: str, actor: AbstractBaseUser | None, sync_login: bool = False
+) -> Member:
+    """Set the member's email.
+
+    allauth calls this after it verified the login's new address. Staff changing it in
+    the back office pass `sync_login=True`, which moves the login to the new address as
+    its primary, unverified until a code or Google proves it.
+    """
+    from allauth.account.models import EmailAddress
+
+    email = normalize_email(email)
     with transaction.atomic():
         member = Member.objects.select_for_update().get(pk=member.pk)
         if member.email.lower() == email.lower():
             return member
         if Member.objects.filter(email__iexact=email).exclude(pk=member.pk).exists():
             raise MembersError(
-                _("Another member already uses %(email)s; the email of member %(id)s is unchanged.")
+                _(
+                    "Another member already uses %(email)s, so the email of member %(id)s "
+                    "is unchanged."
+                )
                 % {"email": email, "id": member.pk}
             )
         member.email = email
         member.save(update_fields=["email", "updated_at"])
+        if sync_login and member.user_id is not None:
+            _release_address(email=email.lower(), keep_user=member.user, member=member)
+            user = member.user
+            user.email = email.lower()
+            user.save(update_fields=["email"])
+            EmailAddress.objects.filter(user=user).delete()
+            EmailAddress.objects.create(
+                user=user, email=email.lower(), primary=True, verified=False
+            )
     logger.info("Member %s email changed by user %s", member.pk, getattr(actor, "pk", None))
     return member
 
@@ -755,3 +832,60 @@ def update_member_profile(
         ", ".join(changed) if changed else "no changes",
     )
     return member
+
+
+# --- Contract renewal ----------------------------------------------------------------------
+
+
+def renew_membership(
+    *, membership: Membership, actor: AbstractBaseUser | None = None
+) -> Membership:
+    """Extend the commitment of an active, past-due or suspended membership by one term.
+
+    The new commitment end is the start date plus one more contract length, counted from
+    the start date like billing periods, so a start on 29 February keeps its day in leap
+    years. A membership with a cancellation scheduled is not renewed.
+    """
+    with transaction.atomic():
+        locked = Membership.objects.select_for_update().get(pk=membership.pk)
+        if locked.state not in (State.ACTIVE, State.PAST_DUE, State.SUSPENDED):
+            raise MembersError(
+                _(
+                    "Membership %(id)s is %(state)s; only an active, past-due or suspended "
+                    "membership can be renewed."
+                )
+                % {"id": locked.pk, "state": locked.get_state_display()}
+            )
+        if locked.cancel_at is not None:
+            raise MembersError(
+                _(
+                    "Membership %(id)s has a cancellation scheduled for %(date)s. Withdraw the "
+                    "cancellation before renewing it."
+                )
+                % {"id": locked.pk, "date": locked.cancel_at}
+            )
+        start, previous_end = locked.start_date, locked.commitment_end
+        months = (previous_end.year - start.year) * 12 + previous_end.month - start.month
+        terms = months // locked.contract_months + 1
+        new_end = add_months(start, terms * locked.contract_months)
+        while new_end <= previous_end:
+            terms += 1
+            new_end = add_months(start, terms * locked.contract_months)
+        locked.commitment_end = new_end
+        locked.save(update_fields=["commitment_end", "updated_at"])
+        MembershipEvent.objects.create(
+            membership=locked,
+            from_state=locked.state,
+            to_state=locked.state,
+            actor=actor,
+            cause="term renewed",
+            reason=f"commitment end {previous_end} -> {new_end}",
+        )
+    logger.info(
+        "Membership %s renewed: commitment end %s -> %s by user %s",
+        locked.pk,
+        previous_end,
+        new_end,
+        getattr(actor, "pk", None),
+    )
+    return locked

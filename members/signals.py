@@ -3,6 +3,7 @@
 import logging
 
 from allauth.account.authentication import get_authentication_records
+from allauth.account.models import EmailAddress
 from allauth.account.signals import (
     email_changed,
     login_code_rejected,
@@ -17,8 +18,10 @@ from allauth.mfa.signals import (
     authenticator_reset,
 )
 from allauth.socialaccount.signals import social_account_added, social_account_removed
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out, user_login_failed
+from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from . import services
@@ -139,3 +142,23 @@ def sync_member_email(sender, request, user, from_email_address, to_email_addres
             to_email_address.pk,
             member.pk,
         )
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL)
+def record_staff_address(sender, instance, created, **kwargs):
+    """Give a staff login made outside allauth, such as by createsuperuser, its address row.
+
+    allauth finds logins by their address rows, stored lowercase, so without one a staff
+    email with capitals cannot sign in, and TOTP enrolment needs a verified address. The
+    operator who created the login typed the address, so it counts as verified. Member and
+    applicant logins get their rows from allauth and members.services instead.
+    """
+    if not created or not instance.email:
+        return
+    if not (instance.is_staff or instance.is_superuser):
+        return
+    if EmailAddress.objects.filter(user=instance).exists():
+        return
+    EmailAddress.objects.create(
+        user=instance, email=instance.email.strip().lower(), primary=True, verified=True
+    )

@@ -1,12 +1,12 @@
 """Members, with their current membership computed for the whole list in one query."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from members import selectors
+from members import selectors, services
 from members.models import Member, Membership, Plan
 
 from .base import ReadOnlyInlineMixin, admin_change_url
@@ -84,8 +84,9 @@ class MemberAdmin(admin.ModelAdmin):
     list_display_links = ("member_name",)
     list_filter = (CurrentPlanFilter, CurrentMembershipStateFilter)
     search_fields = ("first_name", "last_name", "email", "company")
-    raw_id_fields = ("user",)
-    readonly_fields = ("member_since", "created_at", "updated_at")
+    # The login follows the member through the services (approval, email changes), so
+    # staff cannot point a member at another person's login here.
+    readonly_fields = ("user", "member_since", "created_at", "updated_at")
     inlines = (MembershipInline,)
     fieldsets = (
         (None, {"fields": ("first_name", "last_name", "email", "phone", "company")}),
@@ -99,6 +100,22 @@ class MemberAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return selectors.with_current_membership(super().get_queryset(request))
+
+    def save_model(self, request, obj, form, change):
+        new_email = form.cleaned_data.get("email")
+        if change and "email" in form.changed_data:
+            # The login's address moves with the member's email, through the service.
+            obj.email = Member.objects.values_list("email", flat=True).get(pk=obj.pk)
+        super().save_model(request, obj, form, change)
+        if change and "email" in form.changed_data:
+            try:
+                services.change_member_email(
+                    member=obj, email=new_email, actor=request.user, sync_login=True
+                )
+            except services.MembersError as error:
+                self.message_user(request, str(error), messages.ERROR)
+            else:
+                obj.refresh_from_db(fields=["email"])
 
     @admin.display(description=gettext_lazy("name"), ordering="last_name")
     def member_name(self, member: Member) -> str:

@@ -975,3 +975,56 @@ def test_plan_negative_price_message(staff_client):
     assert response.status_code == 200
     assert "The monthly price cannot be negative." in response.content.decode()
     assert not Plan.objects.filter(slug="broken").exists()
+
+
+def member_form_data(member, **overrides):
+    data = {
+        "first_name": member.first_name,
+        "last_name": member.last_name,
+        "email": member.email,
+        "phone": "",
+        "company": member.company,
+        "bio": "",
+        "staff_notes": "",
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+        "memberships-MIN_NUM_FORMS": "0",
+        "memberships-MAX_NUM_FORMS": "1000",
+        "_save": "Save",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_member_email_change_moves_login(staff_client):
+    from allauth.account.models import EmailAddress
+
+    from tests.factories import MemberWithUserFactory
+
+    member = MemberWithUserFactory(email="ana@example.com")
+    data = member_form_data(member, email="Ana.New@Example.com")
+
+    response = staff_client.post(admin_url(Member, "change", member.pk), data)
+
+    member.refresh_from_db()
+    member.user.refresh_from_db()
+    addresses = list(EmailAddress.objects.filter(user=member.user).values_list("email", flat=True))
+    assert response.status_code == 302
+    assert member.email == "Ana.New@example.com"
+    assert member.user.email == "ana.new@example.com"
+    assert addresses == ["ana.new@example.com"]
+
+
+def test_member_login_not_editable(staff_client):
+    from tests.factories import MemberWithUserFactory
+
+    member = MemberWithUserFactory(email="ana@example.com")
+    original_user = member.user_id
+    intruder = UserFactory()
+
+    staff_client.post(
+        admin_url(Member, "change", member.pk), member_form_data(member, user=str(intruder.pk))
+    )
+
+    member.refresh_from_db()
+    assert member.user_id == original_user

@@ -3,6 +3,7 @@ import secrets
 
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
+from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
 from allauth.mfa.utils import encrypt
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -63,11 +64,14 @@ class Command(BaseCommand):
         Authenticator.objects.create(
             user=user, type=Authenticator.Type.TOTP, data={"secret": encrypt(secret)}
         )
+        Authenticator.objects.filter(user=user, type=Authenticator.Type.RECOVERY_CODES).delete()
+        RecoveryCodes.activate(user)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Development staff login {action}: email {user.email}, password {password}\n"
                 f"Two-factor (TOTP) secret: {secret}. Add it to an authenticator app, or run "
-                "`.venv/bin/python manage.py dev_totp_code` for the current code.\n"
+                "`.venv/bin/python manage.py dev_totp_code` for the current code. Recovery "
+                "codes are at /accounts/2fa/recovery-codes/ once signed in.\n"
                 "Sign in at /admin/ on the development server."
             )
         )
