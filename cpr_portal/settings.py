@@ -11,6 +11,7 @@ from email.utils import parseaddr
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -99,6 +100,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount.providers.google",
     "allauth.mfa",
     "members",
+    "billing",
 ]
 
 MIDDLEWARE = [
@@ -262,6 +264,40 @@ CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=None)
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Periodic jobs, run by `celery -A cpr_portal beat` in CELERY_TIMEZONE. Each job is
+# idempotent, so running hourly catches up after downtime. The minutes are staggered so
+# that the jobs do not compete for the same rows.
+CELERY_BEAT_SCHEDULE = {
+    "apply-scheduled-cancellations": {
+        "task": "billing.tasks.apply_scheduled_cancellations",
+        "schedule": crontab(minute=5),
+    },
+    "apply-term-ends": {"task": "billing.tasks.apply_term_ends", "schedule": crontab(minute=10)},
+    "activate-due-memberships": {
+        "task": "billing.tasks.activate_due_memberships",
+        "schedule": crontab(minute=15),
+    },
+    "suspend-overdue-memberships": {
+        "task": "billing.tasks.suspend_overdue_memberships",
+        "schedule": crontab(minute=20),
+    },
+    "expire-credit": {"task": "billing.tasks.expire_credit", "schedule": crontab(minute=25)},
+}
+
+# Billing. The fake gateway (a local pay page) is the default, so the portal runs with
+# no payment account; production sets the Stripe gateway and its keys.
+PAYMENT_GATEWAY = env("PAYMENT_GATEWAY", default="billing.gateways.fake.FakeGateway")
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
+# Seconds a signed webhook stays valid after Stripe signed it (stripe-python's default).
+STRIPE_WEBHOOK_TOLERANCE = positive_int_env("STRIPE_WEBHOOK_TOLERANCE", 300)
+STRIPE_API_BASE = env("STRIPE_API_BASE", default="https://api.stripe.com")
+# Customer Portal configuration with self-cancellation off; empty: one is found or created.
+STRIPE_PORTAL_CONFIGURATION_ID = env("STRIPE_PORTAL_CONFIGURATION_ID", default="")
+# Days a member keeps access after a failed payment before the membership is suspended.
+CPR_GRACE_PERIOD_DAYS = positive_int_env("CPR_GRACE_PERIOD_DAYS", 7)
+# Public address of the site, for links in emails and gateway return URLs.
+CPR_SITE_URL = env("CPR_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # Public application form: accepted submissions per client IP address in a fixed window.
 CPR_APPLY_RATE_LIMIT = positive_int_env("CPR_APPLY_RATE_LIMIT", 5)

@@ -16,5 +16,6 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("healthz/", views.healthz, name="healthz"),
+    path("billing/", include("billing.urls")),
     path("", include("members.urls")),
 ]

@@ -20,6 +20,8 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
+from billing import selectors as billing_selectors
+
 from . import selectors, services
 from .forms_portal import ProfileForm
 from .models import Membership, MembershipEvent
@@ -93,6 +95,7 @@ def dashboard(request, member):
         "member": member,
         "current": current,
         "past_memberships": past,
+        "billing": billing_selectors.portal_billing(member, current),
         "State": State,
         "today": timezone.localdate(),
     }

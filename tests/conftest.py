@@ -2,9 +2,12 @@
 
 With CPR_REQUIRE_SERVICES=1 (set by .ci/run) a test marked `postgres` fails instead of
 skipping when the database is not PostgreSQL, a test marked `e2e` fails instead of
-skipping when Chromium or Playwright is missing, and any skipped test fails the session.
+skipping when Chromium or Playwright is missing, a test marked `redis` fails instead of
+skipping when Redis at CPR_TEST_REDIS_URL does not respond, and any skipped test fails
+the session.
 """
 
+import importlib
 import importlib.util
 import os
 
@@ -17,6 +20,8 @@ from tests.factories import StaffUserFactory, enable_totp
 REQUIRE_SERVICES = os.environ.get("CPR_REQUIRE_SERVICES") == "1"
 # Debian's chromium package; Playwright drives it instead of a browser build of its own.
 CHROMIUM_PATH = "/usr/bin/chromium"
+# Redis database for tests that run a real Celery worker on queues named cpr-portal-test-*.
+REDIS_TEST_URL = os.environ.get("CPR_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 @pytest.fixture(autouse=True)
@@ -55,6 +60,21 @@ def _require_browser(request):
     pytest.skip(message)
 
 
+@pytest.fixture(autouse=True)
+def _require_redis(request):
+    if request.node.get_closest_marker("redis") is None:
+        return
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        message = f"needs Redis at {REDIS_TEST_URL}: {error}"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 def pytest_sessionfinish(session, exitstatus):
     if not REQUIRE_SERVICES:
         return
@@ -83,7 +103,14 @@ def staff_client(client, staff_user):
 
 @pytest.fixture
 def hot_desk(db):
-    """The Hot Desk plan seeded by the data migration."""
+    """The Hot Desk plan seeded by the data migration.
+
+    A transactional test empties every table when it ends, so the plan is recreated from
+    the migration's own values when it is missing.
+    """
     from members.models import Plan
 
-    return Plan.objects.get(slug="hot-desk")
+    seed = importlib.import_module("members.migrations.0002_seed_hot_desk_plan").HOT_DESK
+    values = {key: value for key, value in seed.items() if key != "slug"}
+    plan, _created = Plan.objects.get_or_create(slug=seed["slug"], defaults=values)
+    return plan

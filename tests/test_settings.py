@@ -83,6 +83,9 @@ def production_env(tmp_path):
         "DATABASE_URL": f"sqlite:///{tmp_path / 'production.sqlite3'}",
         "EMAIL_URL": "smtp://127.0.0.1:25",
         "CACHE_URL": "redis://127.0.0.1:6379/1",
+        "PAYMENT_GATEWAY": "billing.gateways.stripe.StripeGateway",
+        "STRIPE_SECRET_KEY": "sk_test_placeholder",
+        "STRIPE_WEBHOOK_SECRET": "whsec_placeholder",
     }
 
 
@@ -210,6 +213,30 @@ def test_production_invalid_variable(project_copy, production_env, name, value):
     assert result.returncode != 0
     assert "ImproperlyConfigured" in error
     assert name in error
+
+
+def test_deploy_check_reports_fake_gateway(project_copy, production_env):
+    production_env["PAYMENT_GATEWAY"] = "billing.gateways.fake.FakeGateway"
+
+    result = run_django(
+        project_copy,
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        production_env,
+    )
+
+    assert result.returncode != 0
+    assert "billing.W001" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("missing", ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"])
+def test_stripe_secret_missing_fails_check(project_copy, production_env, missing):
+    del production_env[missing]
+
+    result = run_django(project_copy, ["manage.py", "check"], production_env)
+
+    assert result.returncode != 0
+    assert "billing.E002" in result.stdout + result.stderr
+    assert missing in result.stdout + result.stderr
 
 
 @pytest.fixture(scope="module")

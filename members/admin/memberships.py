@@ -5,6 +5,7 @@ from django.contrib.admin import ActionLocation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from billing import services as billing_services
 from members import services
 from members.forms_admin import CancelImmediatelyForm
 from members.models import Membership, MembershipEvent
@@ -191,7 +192,12 @@ class MembershipAdmin(PerRowReportMixin, admin.ModelAdmin):
         gettext_lazy("Cancel selected memberships, following the plan's policy"),
     )
     def cancel_selected(self, request, queryset):
-        self.run_service(request, queryset, services.cancel_membership, self.describe_cancellation)
+        self.run_service(
+            request,
+            queryset,
+            billing_services.cancel_membership_with_gateway,
+            self.describe_cancellation,
+        )
 
     @_membership_action(
         gettext_lazy("Cancel now, overriding the plan's policy…"),
@@ -203,7 +209,7 @@ class MembershipAdmin(PerRowReportMixin, admin.ModelAdmin):
             self.run_service(
                 request,
                 queryset,
-                services.cancel_membership,
+                billing_services.cancel_membership_with_gateway,
                 self.describe_cancellation,
                 immediately=True,
                 reason=form.cleaned_data["reason"],

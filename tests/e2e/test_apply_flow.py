@@ -14,11 +14,11 @@ from members.models import Member, Membership, MembershipApplication
 from tests.accounts.helpers import last_login_code
 from tests.factories import StaffUserFactory, current_totp_code, enable_totp
 
-# serialized_rollback restores the Hot Desk plan that the data migration seeds, because a
-# transactional test empties every table when it ends.
+# The `hot_desk` fixture recreates the seeded plan, because a transactional test empties
+# every table when it ends.
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
 ]
 
 STAFF_PASSWORD = "correct horse battery staple"  # set by UserFactory

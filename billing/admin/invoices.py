@@ -1,0 +1,79 @@
+"""Invoices, read-only: the billing services write them from gateway events and payments."""
+
+from django.contrib import admin
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from billing import selectors
+from billing.models import Invoice, Payment
+from billing.money import format_usd
+from members.admin.base import format_date
+
+from .base import MEMBER_SEARCH_FIELDS, ReadOnlyAdminMixin, link_to_member, link_to_membership
+
+
+class PaymentInline(admin.TabularInline):
+    """The payments that settled an invoice, read-only."""
+
+    model = Payment
+    fields = ("received_at", "amount_usd", "method", "reference", "recorded_by")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("recorded_by")
+
+    @admin.display(description=gettext_lazy("amount"))
+    def amount_usd(self, payment):
+        return format_usd(payment.amount)
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Invoices, written only by the billing services from gateway events and payments."""
+
+    list_display = (
+        "id",
+        "member",
+        "membership_link",
+        "period",
+        "amount_usd",
+        "status",
+        "kind",
+        "gateway_reference",
+    )
+    list_display_links = ("id",)
+    list_filter = ("status", "gateway", "kind")
+    search_fields = tuple(f"membership__member__{name}" for name in MEMBER_SEARCH_FIELDS) + (
+        "gateway_reference",
+    )
+    list_select_related = ("membership__member", "membership__plan")
+    inlines = (PaymentInline,)
+
+    @admin.display(description=gettext_lazy("member"), ordering="membership__member__last_name")
+    def member(self, invoice):
+        return link_to_member(invoice.membership.member)
+
+    @admin.display(description=gettext_lazy("membership"), ordering="membership")
+    def membership_link(self, invoice):
+        return link_to_membership(invoice.membership)
+
+    @admin.display(description=gettext_lazy("period"), ordering="period_start")
+    def period(self, invoice):
+        # period_end is the first day of the next period, so the last day billed is the day before.
+        return _("%(start)s to %(end)s") % {
+            "start": format_date(invoice.period_start),
+            "end": format_date(selectors.last_day_before(invoice.period_end)),
+        }
+
+    @admin.display(description=gettext_lazy("amount"), ordering="amount")
+    def amount_usd(self, invoice):
+        return format_usd(invoice.amount)
