@@ -16,9 +16,10 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 run: install
+	@echo "Return links from the payment pages use CPR_SITE_URL=$${CPR_SITE_URL:-http://$(HOST):$(PORT)}"
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py create_dev_staff
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	CPR_SITE_URL=$${CPR_SITE_URL:-http://$(HOST):$(PORT)} $(PY) manage.py runserver $(HOST):$(PORT)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

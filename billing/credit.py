@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 Kind = CreditEntry.Kind
 
 
+# Amount columns have 10 digits with 2 after the point.
+MAX_AMOUNT = Decimal("100000000")
+
+
 def to_money(value, *, name: str) -> Decimal:
     """Return `value` as a Decimal with two places; raise BillingError for anything else.
 
@@ -49,6 +53,11 @@ def to_money(value, *, name: str) -> Decimal:
             _("The %(name)s %(value)r is not an amount of money; give a number such as 25.00.")
             % {"name": name, "value": value}
         ) from error
+    if amount.is_finite() and abs(amount) >= MAX_AMOUNT:
+        raise BillingError(
+            _("The %(name)s %(value)s is too large; amounts must be under %(max)s.")
+            % {"name": name, "value": value, "max": MAX_AMOUNT}
+        )
     if not amount.is_finite() or amount != amount.quantize(ZERO):
         raise BillingError(
             _("The %(name)s %(value)s has fractions of a cent; round it to two places.")
@@ -130,6 +139,15 @@ def grant_period_credit(*, invoice, today: datetime.date | None = None) -> Credi
     """
     membership = invoice.membership
     if invoice.kind != invoice.Kind.PERIOD or membership.included_credit <= 0:
+        return None
+    if not membership.is_current:
+        # Money that arrives after a cancellation buys no meeting rooms; staff refund it.
+        logger.warning(
+            "No credit granted for invoice %s: membership %s is %s, so the payment needs review",
+            invoice.pk,
+            membership.pk,
+            membership.state,
+        )
         return None
     with transaction.atomic():
         if CreditEntry.objects.filter(invoice=invoice, kind=Kind.GRANT).exists():

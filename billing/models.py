@@ -282,14 +282,19 @@ class CreditEntryQuerySet(models.QuerySet):
         )
 
     def live(self, today):
-        """Keep the lots that can still be spent on `today`: unexpired with credit left.
+        """Keep the lots that can be spent on `today`: started, unexpired, with credit left.
 
         Applies to a queryset of lots. The result is ordered oldest-expiring first, with
         credit that never expires last, in the order a spend draws from it.
         """
+        started = Q(period_start__isnull=True) | Q(period_start__lte=today)
         return (
             self.with_remaining()
-            .filter(Q(expires_on__isnull=True) | Q(expires_on__gt=today), remaining__gt=0)
+            .filter(
+                started,
+                Q(expires_on__isnull=True) | Q(expires_on__gt=today),
+                remaining__gt=0,
+            )
             .order_by(F("expires_on").asc(nulls_last=True), "id")
         )
 
@@ -299,9 +304,17 @@ class CreditEntryQuerySet(models.QuerySet):
         Counts every entry of a lot that has not expired by `today`, so a lot past its date
         stops counting before the expiry task writes its expire entry.
         """
-        unexpired = Q(lot__isnull=True) & (Q(expires_on__isnull=True) | Q(expires_on__gt=today))
-        unexpired |= Q(lot__isnull=False) & (
-            Q(lot__expires_on__isnull=True) | Q(lot__expires_on__gt=today)
+        # A lot counts from its period's start (credit paid in advance waits for its month)
+        # until its expiry date.
+        unexpired = (
+            Q(lot__isnull=True)
+            & (Q(expires_on__isnull=True) | Q(expires_on__gt=today))
+            & (Q(period_start__isnull=True) | Q(period_start__lte=today))
+        )
+        unexpired |= (
+            Q(lot__isnull=False)
+            & (Q(lot__expires_on__isnull=True) | Q(lot__expires_on__gt=today))
+            & (Q(lot__period_start__isnull=True) | Q(lot__period_start__lte=today))
         )
         total = self.filter(unexpired, member=member).aggregate(
             total=Coalesce(Sum("amount"), Value(ZERO), output_field=MONEY)

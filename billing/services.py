@@ -171,6 +171,27 @@ def process_webhook_event(*, webhook_event: WebhookEvent) -> WebhookEvent:
     return locked
 
 
+def process_stuck_webhook_events(
+    *, older_than: datetime.timedelta = datetime.timedelta(minutes=10), limit: int = 500
+) -> list[WebhookEvent]:
+    """Process events still "received" some time after they arrived, oldest first.
+
+    A webhook is acknowledged once it is stored, so the gateway does not send it again.
+    If its queued task is lost (the broker restarted without persistence) or the worker
+    dies before finishing it, this periodic sweep applies it. Failed events are left for
+    staff, because their error needs a look.
+    """
+    cutoff = timezone.now() - older_than
+    stuck = list(
+        WebhookEvent.objects.filter(
+            status=WebhookEvent.Status.RECEIVED, received_at__lt=cutoff
+        ).order_by("received_at", "pk")[:limit]
+    )
+    if stuck:
+        logger.warning("Processing %s webhook events left unprocessed", len(stuck))
+    return [process_webhook_event(webhook_event=event) for event in stuck]
+
+
 def _record_event_failure(*, webhook_event: WebhookEvent, error: Exception) -> WebhookEvent:
     with transaction.atomic():
         locked = WebhookEvent.objects.select_for_update().get(pk=webhook_event.pk)
@@ -288,6 +309,24 @@ def _invoice_for_event(
     invoice = _find_period_invoice(
         membership=membership, gateway=gateway, reference=reference, period=period
     )
+    amount = to_money(amount, name=_("invoice amount"))
+    expected = invoice.amount if invoice is not None else membership.monthly_price
+    if amount != expected:
+        # A different sum means a changed price, a coupon or a tampered setup at the
+        # gateway; staff decide, and nothing is applied until they do.
+        raise BillingError(
+            _(
+                "The gateway reports %(amount)s for period %(period)s of membership %(id)s, "
+                "but %(expected)s is due. Check the price at the gateway, then record the "
+                "payment by hand or process the event again."
+            )
+            % {
+                "amount": format_usd(amount),
+                "period": period.number,
+                "id": membership.pk,
+                "expected": format_usd(expected),
+            }
+        )
     if invoice is None:
         invoice = Invoice.objects.create(
             membership=membership,
@@ -295,7 +334,7 @@ def _invoice_for_event(
             period_number=period.number,
             period_start=period.start,
             period_end=period.end,
-            amount=to_money(amount, name=_("invoice amount")),
+            amount=amount,
             gateway=gateway if reference else "",
             gateway_reference=reference,
             hosted_url=hosted_url,
@@ -595,7 +634,7 @@ def record_manual_payment(
         if (
             reference
             and Payment.objects.filter(
-                membership=membership, method=method, reference=reference
+                membership=membership, method=method, reference__iexact=reference
             ).exists()
         ):
             raise BillingError(

@@ -20,6 +20,12 @@ def process_webhook_event(webhook_event_id: int) -> str:
     return services.process_webhook_event(webhook_event=webhook_event).status
 
 
+@shared_task
+def process_stuck_webhook_events() -> list[int]:
+    """Apply stored events whose processing task was lost; return their ids."""
+    return [event.pk for event in services.process_stuck_webhook_events()]
+
+
 @shared_task(
     autoretry_for=(GatewayError,),
     retry_backoff=60,

@@ -213,6 +213,11 @@ def fake_pay(request, member, membership_id):
         # Another member's membership looks the same as a missing one.
         raise Http404("No current membership with this id belongs to the signed-in member.")
     due = fake.amount_due(membership)
+    if membership.state not in PAYABLE_STATES and not due.is_open_invoice:
+        # An active member with nothing open has nothing to pay: Stripe bills the next
+        # period itself, so the fake does not take months in advance either.
+        messages.info(request, _("Your membership is paid up; there is nothing to pay now."))
+        return redirect("members:portal_dashboard")
 
     if request.method == "GET":
         context = {

@@ -282,6 +282,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=20),
     },
     "expire-credit": {"task": "billing.tasks.expire_credit", "schedule": crontab(minute=25)},
+    "process-stuck-webhook-events": {
+        "task": "billing.tasks.process_stuck_webhook_events",
+        "schedule": crontab(minute="*/10"),
+    },
 }
 
 # Billing. The fake gateway (a local pay page) is the default, so the portal runs with

@@ -39,7 +39,16 @@ def to_cents(amount: Decimal) -> int:
     return int(cents)
 
 
+# The largest amount the invoice and payment columns hold: 10 digits, 2 after the point.
+MAX_CENTS = 10**10 - 1
+
+
 def from_cents(cents: int) -> Decimal:
+    """Return integer cents as dollars; raise GatewayError for anything else."""
+    if isinstance(cents, bool) or not isinstance(cents, int) or not 0 <= cents <= MAX_CENTS:
+        raise GatewayError(
+            f"Stripe amount {cents!r} is not a whole number of cents between 0 and {MAX_CENTS}."
+        )
     return (Decimal(cents) / 100).quantize(CENT)
 
 
@@ -173,7 +182,9 @@ def normalize_stripe_event(payload: dict) -> GatewayEvent:
 
 
 def _created(payload: dict) -> datetime.datetime:
-    return utc_datetime(payload["created"])
+    created = payload.get("created")
+    # An event without a timestamp is only acknowledged, so the time it arrived will do.
+    return utc_datetime(created) if isinstance(created, int) else timezone.now()
 
 
 def _ignored(payload: dict, *, reason: str, **details) -> IgnoredEvent:
@@ -209,6 +220,12 @@ def _invoice_event(payload: dict, invoice: dict) -> GatewayEvent:
     line = _subscription_line(invoice)
     if line is None:
         return _ignored(payload, reason="invoice without lines", invoice=invoice["id"])
+    currency = str(invoice.get("currency") or "usd").lower()
+    if currency != "usd":
+        raise GatewayError(
+            f"Stripe invoice {invoice['id']} is in {currency.upper()}, but memberships are billed "
+            "in USD. Refund it at Stripe and check the price of the subscription."
+        )
     period_start = local_date(line["period"]["start"])
     period_end = local_date(line["period"]["end"])
 

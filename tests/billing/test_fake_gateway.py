@@ -459,3 +459,15 @@ def test_fake_webhook_paid_at_kept(client, membership):
     payload["data"]["paid_at"] = paid_at.isoformat()
     post_fake(client, payload)
     assert Payment.objects.get().received_at == paid_at
+
+
+@pytest.mark.django_db
+def test_active_member_cannot_prepay(member_client, membership):
+    make_invoice(membership, 1, Invoice.Status.PAID)
+    Membership.objects.filter(pk=membership.pk).update(state=Membership.State.ACTIVE)
+
+    response = member_client.post(pay_url(membership))
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("members:portal_dashboard")
+    assert Invoice.objects.filter(membership=membership).count() == 1

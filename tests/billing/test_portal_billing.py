@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from billing import selectors
 from billing.gateways import get_gateway
@@ -64,12 +65,15 @@ def make_invoice(membership, number, *, status=Invoice.Status.PAID, **fields) ->
     )
 
 
-def grant(member, amount="150.00", *, expires_on=datetime.date(2030, 3, 1)) -> CreditEntry:
+def grant(
+    member, amount="150.00", *, expires_on=datetime.date(2030, 3, 1), period_start=None
+) -> CreditEntry:
+    """Grant a lot for a period that has started, unless `period_start` says otherwise."""
     return CreditEntry.objects.create(
         member=member,
         kind=Kind.GRANT,
         amount=Decimal(amount),
-        period_start=START,
+        period_start=period_start or timezone.localdate(),
         expires_on=expires_on,
     )
 
@@ -399,6 +403,16 @@ def test_credit_balance_and_expiry(member_client, member):
 
     assert "Balance: $150.00" in words
     assert "$150.00 valid until Feb. 28, 2030" in words
+
+
+def test_credit_paid_in_advance_waits(member_client, member):
+    make_membership(member)
+    grant(member, "150.00")
+    grant(member, "150.00", period_start=datetime.date(2030, 2, 28))
+
+    words = section(page_text(member_client.get(DASHBOARD_URL)), "credit")
+
+    assert "Balance: $150.00" in words
 
 
 def test_credit_balance_after_spend(member_client, member):

@@ -13,6 +13,7 @@ from billing.services import (
     BillingError,
     apply_gateway_event,
     open_billing_self_service,
+    process_stuck_webhook_events,
     process_webhook_event,
     record_manual_payment,
     start_membership_payment,
@@ -400,3 +401,44 @@ def test_self_service_gateway_error(hot_desk_membership, stub_gateway, monkeypat
 
     with pytest.raises(BillingError, match="timed out"):
         open_billing_self_service(member=hot_desk_membership.member, return_url="https://r")
+
+
+def test_stuck_event_processed_by_sweep(hot_desk_membership, stub_gateway):
+    # Stored and acknowledged, but its task was lost with the broker.
+    stuck = store(payment_succeeded(hot_desk_membership))
+    fresh = store(payment_succeeded(hot_desk_membership, number=2))
+    WebhookEvent.objects.filter(pk=stuck.pk).update(
+        received_at=timezone.now() - datetime.timedelta(hours=1)
+    )
+
+    swept = process_stuck_webhook_events()
+
+    assert [event.pk for event in swept] == [stuck.pk]
+    assert refreshed_event(stuck).status == WebhookEvent.Status.PROCESSED
+    assert refreshed_event(fresh).status == WebhookEvent.Status.RECEIVED
+    assert Payment.objects.count() == 1
+
+
+def refreshed_event(event):
+    return WebhookEvent.objects.get(pk=event.pk)
+
+
+def test_manual_reference_ignores_case(hot_desk_membership, staff_user):
+    manual(hot_desk_membership, staff_user, reference="CHK1")
+
+    with pytest.raises(BillingError, match="already recorded"):
+        manual(hot_desk_membership, staff_user, reference="chk1")
+
+    assert Payment.objects.count() == 1
+
+
+def test_payment_after_cancellation_grants_no_credit(hot_desk_membership, stub_gateway):
+    Membership.objects.filter(pk=hot_desk_membership.pk).update(
+        state=Membership.State.CANCELLED, end_date=hot_desk_membership.start_date
+    )
+
+    processed = process_webhook_event(webhook_event=store(payment_succeeded(hot_desk_membership)))
+
+    assert processed.status == WebhookEvent.Status.PROCESSED
+    assert Payment.objects.count() == 1
+    assert not CreditEntry.objects.exists()

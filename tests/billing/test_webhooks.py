@@ -422,3 +422,55 @@ def test_signature_helper_matches_stripe_python():
         body.decode(), WEBHOOK_SECRET, timestamp=timestamp
     )
     assert signature_header(body, timestamp=timestamp) == expected
+
+
+# --- Amounts the portal does not expect ----------------------------------------------------
+
+
+def assert_failed_nothing_applied(membership, text):
+    event = WebhookEvent.objects.get()
+    membership.refresh_from_db()
+    assert event.status == WebhookEvent.Status.FAILED
+    assert text in event.error
+    assert membership.state == State.PENDING
+    assert not CreditEntry.objects.exists()
+
+
+@pytest.mark.django_db
+def test_underpaid_invoice_fails(client, stripe_settings, membership):
+    response = deliver(client, paid_payload(membership, amount_cents=100))
+
+    assert response.status_code == 200
+    assert_failed_nothing_applied(membership, "$250.00 is due")
+
+
+@pytest.mark.django_db
+def test_other_currency_fails(client, stripe_settings, membership):
+    payload = paid_payload(membership)
+    payload["data"]["object"]["currency"] = "eur"
+
+    deliver(client, payload)
+
+    assert_failed_nothing_applied(membership, "EUR")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("cents", [25000.5, -25000, 10**15])
+def test_malformed_amount_fails(client, stripe_settings, membership, cents):
+    payload = paid_payload(membership)
+    payload["data"]["object"]["amount_paid"] = cents
+
+    deliver(client, payload)
+
+    assert_failed_nothing_applied(membership, "whole number of cents")
+
+
+@pytest.mark.django_db
+def test_unknown_type_without_created_ignored(client, stripe_settings):
+    payload = load("customer_updated")
+    del payload["created"]
+
+    response = deliver(client, payload)
+
+    assert response.status_code == 200
+    assert WebhookEvent.objects.get().status == WebhookEvent.Status.IGNORED
