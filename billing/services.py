@@ -847,9 +847,13 @@ def start_membership_payment(*, membership: Membership, success_url: str, cancel
         )
     except GatewayError as error:
         logger.warning("Starting payment of membership %s failed: %s", membership.pk, error)
+        # The member sees a plain message; the gateway's details go to the log for staff.
         raise BillingError(
-            _("The payment page could not be opened (%(error)s). Try again in a few minutes.")
-            % {"error": error}
+            _(
+                "The payment page could not be opened. Try again in a few minutes, or write "
+                "to %(email)s if it keeps failing."
+            )
+            % {"email": settings.CPR_CONTACT_EMAIL}
         ) from error
     return redirect.url
 
@@ -861,8 +865,11 @@ def open_billing_self_service(*, member: Member, return_url: str) -> str:
     except GatewayError as error:
         logger.warning("Opening self-service for member %s failed: %s", member.pk, error)
         raise BillingError(
-            _("The billing page could not be opened (%(error)s). Try again in a few minutes.")
-            % {"error": error}
+            _(
+                "The billing page could not be opened. Try again in a few minutes, or write "
+                "to %(email)s if it keeps failing."
+            )
+            % {"email": settings.CPR_CONTACT_EMAIL}
         ) from error
     return redirect.url
 

@@ -222,15 +222,27 @@ def test_dashboard_next_payment_uses_open_invoice(member_client, member):
 
     text = section(page_text(member_client.get(DASHBOARD_URL)), "payments")
 
-    assert "$275.00 on Feb. 28, 2030" in text
+    assert "$275.00 for the period from Feb. 28, 2030" in text
 
 
 def test_dashboard_payment_due_wording(member_client, member):
-    make_membership(member, State.PAST_DUE, start_date=datetime.date(2020, 1, 15))
+    make_membership(member, State.ACTIVE, start_date=datetime.date(2020, 1, 15))
 
     text = section(page_text(member_client.get(DASHBOARD_URL)), "payments")
 
     assert "Payment due: $250.00, due since Jan. 15, 2020" in text
+
+
+@pytest.mark.parametrize("state", [State.PAST_DUE, State.SUSPENDED])
+def test_dashboard_overdue_wording(member_client, member, state):
+    # A failed renewal can be for a period that has not started yet; it is still overdue.
+    membership = make_membership(member, state)
+    make_invoice(membership, 1, status=Invoice.Status.OPEN)
+
+    text = section(page_text(member_client.get(DASHBOARD_URL)), "payments")
+
+    assert "Overdue payment: $250.00 for the period from Jan. 31, 2030" in text
+    assert "Next payment" not in text
 
 
 def test_dashboard_no_next_payment_after_cancel(member_client, member):
