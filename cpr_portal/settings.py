@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "allauth.mfa",
     "members",
     "billing",
+    "access",
 ]
 
 MIDDLEWARE = [
@@ -286,6 +287,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.process_stuck_webhook_events",
         "schedule": crontab(minute="*/10"),
     },
+    "reconcile-access-keys": {
+        "task": "access.tasks.reconcile_all_task",
+        "schedule": crontab(minute="*/15"),
+    },
 }
 
 # Billing. The fake gateway (a local pay page) is the default, so the portal runs with
@@ -302,6 +307,22 @@ STRIPE_PORTAL_CONFIGURATION_ID = env("STRIPE_PORTAL_CONFIGURATION_ID", default="
 CPR_GRACE_PERIOD_DAYS = positive_int_env("CPR_GRACE_PERIOD_DAYS", 7)
 # Public address of the site, for links in emails and gateway return URLs.
 CPR_SITE_URL = env("CPR_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+# Door access. The tracking backend records keys and calls nothing; production may use
+# Salto KS, whose OAuth2 client and the access groups our integration manages come from
+# the environment.
+ACCESS_BACKEND = env("ACCESS_BACKEND", default="access.backends.tracking.TrackingBackend")
+# No default hosts: the Salto backend reports missing URLs instead of guessing them.
+SALTO_API_BASE = env("SALTO_API_BASE", default="")
+SALTO_TOKEN_URL = env("SALTO_TOKEN_URL", default="")
+SALTO_CLIENT_ID = env("SALTO_CLIENT_ID", default="")
+SALTO_CLIENT_SECRET = env("SALTO_CLIENT_SECRET", default="")
+SALTO_SITE_ID = env("SALTO_SITE_ID", default="")
+SALTO_ACCESS_GROUP_IDS = env.list("SALTO_ACCESS_GROUP_IDS", default=[])
+SALTO_TIMEOUT_SECONDS = positive_int_env("SALTO_TIMEOUT_SECONDS", 10)
+# Failed sync attempts of one key before it shows as failed to staff. The periodic
+# reconciliation keeps retrying failed keys after that.
+ACCESS_SYNC_MAX_ATTEMPTS = positive_int_env("ACCESS_SYNC_MAX_ATTEMPTS", 8)
 
 # Public application form: accepted submissions per client IP address in a fixed window.
 CPR_APPLY_RATE_LIMIT = positive_int_env("CPR_APPLY_RATE_LIMIT", 5)

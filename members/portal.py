@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
+from access.models import AccessKey
 from billing import selectors as billing_selectors
 
 from . import selectors, services
@@ -96,6 +97,8 @@ def dashboard(request, member):
         "current": current,
         "past_memberships": past,
         "billing": billing_selectors.portal_billing(member, current),
+        "access_keys": getattr(member, selectors.PORTAL_ACCESS_KEYS_ATTR),
+        "KeyStatus": AccessKey.Status,
         "State": State,
         "today": timezone.localdate(),
     }

@@ -6,6 +6,8 @@ listing many rows issues the same number of queries whatever the row count.
 
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
+from access import selectors as access_selectors
+
 from .models import Member, Membership, MembershipApplication, MembershipEvent
 
 # Attribute that `with_current_membership` fills on each member with a list of at most
@@ -22,6 +24,16 @@ def with_current_membership(queryset: QuerySet[Member]) -> QuerySet[Member]:
     return queryset.prefetch_related(
         Prefetch("memberships", queryset=current, to_attr=CURRENT_MEMBERSHIPS_ATTR)
     )
+
+
+# Attribute that `with_current_keys` fills on each member with the keys the member holds
+# (active, suspended or revoked), newest first.
+CURRENT_KEYS_ATTR = "current_keys"
+
+
+def with_current_keys(queryset: QuerySet[Member]) -> QuerySet[Member]:
+    """Prefetch the access keys each member holds in one extra query."""
+    return queryset.prefetch_related(access_selectors.held_keys_prefetch(CURRENT_KEYS_ATTR))
 
 
 def current_membership(member: Member) -> Membership | None:
@@ -73,6 +85,10 @@ def filter_members_by_current_plan(queryset: QuerySet[Member], plan_id: int) -> 
 # newest first, each with its plan.
 PORTAL_MEMBERSHIPS_ATTR = "portal_memberships"
 
+# Attribute that `portal_member_with_history` fills with the member's access keys that the
+# portal shows (every status but returned), newest first.
+PORTAL_ACCESS_KEYS_ATTR = "portal_access_keys"
+
 
 def portal_member(user) -> Member | None:
     """Return the member whose login is `user`, or None for anonymous users and non-members.
@@ -86,10 +102,11 @@ def portal_member(user) -> Member | None:
 
 
 def portal_member_with_history(user) -> Member | None:
-    """Return `portal_member(user)` with every membership and its plan prefetched.
+    """Return `portal_member(user)` with every membership and its plan, and its keys.
 
-    Two queries whatever the member's history: the member, then the memberships joined
-    to their plans. The list is on the `PORTAL_MEMBERSHIPS_ATTR` attribute.
+    Three queries whatever the member's history: the member, the memberships joined to
+    their plans (on the `PORTAL_MEMBERSHIPS_ATTR` attribute), and the access keys (on the
+    `PORTAL_ACCESS_KEYS_ATTR` attribute).
     """
     if not user.is_authenticated:
         return None
@@ -97,7 +114,8 @@ def portal_member_with_history(user) -> Member | None:
     return (
         Member.objects.filter(user=user)
         .prefetch_related(
-            Prefetch("memberships", queryset=memberships, to_attr=PORTAL_MEMBERSHIPS_ATTR)
+            Prefetch("memberships", queryset=memberships, to_attr=PORTAL_MEMBERSHIPS_ATTR),
+            access_selectors.portal_keys_prefetch(PORTAL_ACCESS_KEYS_ATTR),
         )
         .first()
     )

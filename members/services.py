@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from .events import membership_changed
 from .models import Member, Membership, MembershipApplication, MembershipEvent, Plan
 from .periods import add_months
 
@@ -353,6 +354,10 @@ def _transition(
             actor=actor,
             cause=cause,
             reason=reason,
+        )
+        membership_id = locked.pk
+        transaction.on_commit(
+            lambda: membership_changed.send(sender=Membership, membership_id=membership_id)
         )
     logger.info(
         "Membership %s of member %s moved %s -> %s by user %s (%s)",

@@ -2,7 +2,7 @@
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -80,6 +80,7 @@ class MemberAdmin(admin.ModelAdmin):
         "current_state",
         "current_start_date",
         "current_commitment_end",
+        "current_key",
     )
     list_display_links = ("member_name",)
     list_filter = (CurrentPlanFilter, CurrentMembershipStateFilter)
@@ -99,7 +100,8 @@ class MemberAdmin(admin.ModelAdmin):
     )
 
     def get_queryset(self, request):
-        return selectors.with_current_membership(super().get_queryset(request))
+        queryset = selectors.with_current_membership(super().get_queryset(request))
+        return selectors.with_current_keys(queryset)
 
     def save_model(self, request, obj, form, change):
         new_email = form.cleaned_data.get("email")
@@ -144,3 +146,14 @@ class MemberAdmin(admin.ModelAdmin):
     def current_commitment_end(self, member: Member):
         membership = selectors.current_membership(member)
         return membership.commitment_end if membership else None
+
+    @admin.display(description=gettext_lazy("access key"))
+    def current_key(self, member: Member) -> str:
+        keys = getattr(member, selectors.CURRENT_KEYS_ATTR)
+        if not keys:
+            return "—"
+        return format_html_join(
+            ", ",
+            "…{} ({})",
+            ((key.last_digits, key.get_status_display()) for key in keys),
+        )

@@ -509,14 +509,6 @@ def test_credit_of_other_member_hidden(member_client, member, other_member):
     assert "Balance: $150.00" in words
 
 
-def test_access_key_placeholder_kept(member_client, member):
-    make_membership(member)
-
-    words = section(page_text(member_client.get(DASHBOARD_URL)), "access-key")
-
-    assert "not available yet" in words
-
-
 # --- Query counts --------------------------------------------------------------------------
 
 
