@@ -25,6 +25,7 @@ from billing.admin.base import (
     link_to_member,
 )
 from members.admin.base import (
+    ActionsOnlyAdminMixin,
     PerRowReportMixin,
     ReadOnlyInlineMixin,
     admin_change_url,
@@ -75,7 +76,7 @@ def _key_action(description: str, description_plural: str):
 
 
 @admin.register(AccessKey)
-class AccessKeyAdmin(ServiceFormMixin, PerRowReportMixin, admin.ModelAdmin):
+class AccessKeyAdmin(ActionsOnlyAdminMixin, ServiceFormMixin, PerRowReportMixin, admin.ModelAdmin):
     """Access keys, issued through "Issue key" and changed only through the actions.
 
     The add form is disabled because `issue_key` checks the member's membership and the
@@ -127,19 +128,6 @@ class AccessKeyAdmin(ServiceFormMixin, PerRowReportMixin, admin.ModelAdmin):
     )
 
     # Permissions -----------------------------------------------------------------
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        # The model-level permission (obj is None) gates the actions. The page of a key is
-        # view-only, so no form save can change its state.
-        if obj is not None:
-            return False
-        return super().has_change_permission(request, obj)
 
     def has_issue_permission(self, request) -> bool:
         """Return whether the user may issue keys (the "add access key" permission)."""

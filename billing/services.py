@@ -847,7 +847,7 @@ def start_membership_payment(*, membership: Membership, success_url: str, cancel
         )
     except GatewayError as error:
         logger.warning("Starting payment of membership %s failed: %s", membership.pk, error)
-        # The member sees a plain message; the gateway's details go to the log for staff.
+        # The member gets a plain message; the gateway's details go to the log for staff.
         raise BillingError(
             _(
                 "The payment page could not be opened. Try again in a few minutes, or write "

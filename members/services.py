@@ -26,7 +26,7 @@ State = Membership.State
 
 
 class MembersError(Exception):
-    """A rule of the members domain was broken; the message says which and what to do."""
+    """A rule of the members domain was broken. The message names the rule and the fix."""
 
 
 class DuplicateApplicationError(MembersError):
@@ -695,8 +695,8 @@ def ensure_member_user(*, member: Member, user: AbstractBaseUser | None = None):
 def _release_address(*, email: str, keep_user, member: Member) -> None:
     """Make `email` free for the member's login: one address belongs to one login.
 
-    Another login's unverified claim on the address was never proven, so it is removed;
-    otherwise a sign-in by that address could reach the claimant instead of the member.
+    Another login's unverified claim on the address was never proven, so it is removed.
+    Left in place, it could let a sign-in by that address reach the claimant instead.
     A verified claim by another login stops the approval, for staff to resolve.
     """
     from allauth.account.models import EmailAddress

@@ -119,3 +119,22 @@ class ReadOnlyInlineMixin:
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ActionsOnlyAdminMixin:
+    """A model whose rows change only through actions that call services.
+
+    There is no add or delete, and a row's page is view-only, so no form save can change
+    its state. The model-level change permission (obj is None) still gates the actions.
+    """
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None:
+            return False
+        return super().has_change_permission(request, obj)

@@ -10,7 +10,13 @@ from members import services
 from members.forms_admin import CancelImmediatelyForm
 from members.models import Membership, MembershipEvent
 
-from .base import PerRowReportMixin, ReadOnlyInlineMixin, bound_reason_form, format_date
+from .base import (
+    ActionsOnlyAdminMixin,
+    PerRowReportMixin,
+    ReadOnlyInlineMixin,
+    bound_reason_form,
+    format_date,
+)
 
 BOTH_LOCATIONS = [ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM]
 
@@ -37,7 +43,7 @@ def _membership_action(description: str, description_plural: str):
 
 
 @admin.register(Membership)
-class MembershipAdmin(PerRowReportMixin, admin.ModelAdmin):
+class MembershipAdmin(ActionsOnlyAdminMixin, PerRowReportMixin, admin.ModelAdmin):
     """Memberships, changed only through the actions, which call the lifecycle services.
 
     Memberships are created by approving an application, so there is no add form, and
@@ -99,19 +105,6 @@ class MembershipAdmin(PerRowReportMixin, admin.ModelAdmin):
         "withdraw_cancellation_selected",
         "end_selected",
     )
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        # The model-level permission (obj is None) gates the actions. The page of a
-        # single membership is view-only, so no form save can change its state.
-        if obj is not None:
-            return False
-        return super().has_change_permission(request, obj)
 
     # Labels and outcomes ---------------------------------------------------------
 
