@@ -12,6 +12,7 @@ backend.
 
 import datetime
 import logging
+import unicodedata
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -201,6 +202,15 @@ def _require_not_final(key: AccessKey, verb: str) -> None:
 # --- Staff actions -----------------------------------------------------------------------
 
 
+def normalize_key_number(number: str) -> str:
+    """Drop spaces and invisible characters, so "1234 5678" and "12345678" are one number."""
+    return "".join(
+        character
+        for character in number
+        if not character.isspace() and unicodedata.category(character) != "Cf"
+    )
+
+
 def issue_key(
     *, member: Member, number: str, kind: str, actor: AbstractBaseUser | None
 ) -> AccessKey:
@@ -209,7 +219,7 @@ def issue_key(
     Raises AccessError when the number is empty, when another key that was not returned
     has the same number (ignoring case), or when the member has no current membership.
     """
-    number = number.strip()
+    number = normalize_key_number(number)
     if not number:
         raise AccessError(_("Enter the credential number printed on the key."))
     if kind not in AccessKey.Kind.values:
@@ -415,7 +425,8 @@ def _push(backend, key: AccessKey, wanted: str) -> None:
     """Make the backend calls that move `key` from its last known state to `wanted`.
 
     Grant, remove, suspend and restore act on the member, so they are skipped when they
-    would cut off another key of the same member that should open doors.
+    would cut off another key of the same member that should open doors. A suspended key
+    always loses its credential, so no member-level grant can reopen it.
     """
     member = key.member
     member_id = member.pk
@@ -429,10 +440,11 @@ def _push(backend, key: AccessKey, wanted: str) -> None:
     elif wanted == Wanted.SUSPENDED:
         if not key.backend_state:
             backend.ensure_user(member_id=member_id, name=member.full_name, email=member.email)
-            backend.assign_credential(member_id=member_id, number=key.number, kind=key.kind)
-        if _member_has_other_key_wanting(key, (Wanted.ACTIVE,)):
-            backend.cancel_credential(member_id=member_id, number=key.number)
-        else:
+        # The credential is cancelled, not only the member's access: access is per member,
+        # so a later grant for another key, or a payment, would otherwise reopen the doors
+        # to a key that staff suspended. Restoring assigns the credential again.
+        backend.cancel_credential(member_id=member_id, number=key.number)
+        if not _member_has_other_key_wanting(key, (Wanted.ACTIVE,)):
             backend.suspend(member_id=member_id)
     elif key.backend_state:
         # Revoked. A key the backend never received needs no calls.

@@ -78,7 +78,10 @@ def test_grace_over_suspends_key(keyed_membership, backend, clock, commit):
     key = key_now(key)
     assert key.wanted_state == Wanted.SUSPENDED
     assert key.backend_state == Wanted.SUSPENDED
-    assert backend.calls == [("suspend", membership.member_id)]
+    assert backend.calls == [
+        ("cancel_credential", membership.member_id, key.number),
+        ("suspend", membership.member_id),
+    ]
     event = key.events.last()
     assert event.cause == AccessEvent.Cause.SCHEDULE
     assert "suspended" in event.reason
@@ -184,7 +187,10 @@ def test_outage_during_suspension_converges(keyed_membership, backend, clock, co
     reconcile_all()
 
     assert key_now(key).backend_state == Wanted.SUSPENDED
-    assert backend.calls == [("suspend", membership.member_id)]
+    assert backend.calls == [
+        ("cancel_credential", membership.member_id, key.number),
+        ("suspend", membership.member_id),
+    ]
 
 
 def test_receiver_error_not_raised(keyed_membership, monkeypatch, staff_user, commit, caplog):
@@ -202,3 +208,48 @@ def test_receiver_error_not_raised(keyed_membership, monkeypatch, staff_user, co
 
     assert Membership.objects.get(pk=membership.pk).state == State.CANCELLED
     assert f"after membership {membership.pk} changed failed" in caplog.text
+
+
+def live_credentials(calls, assigned_before=("FOB-1",)) -> set[str]:
+    """Replay backend calls into the set of key numbers that still open doors."""
+    live = set(assigned_before)
+    for call in calls:
+        if call[0] == "assign_credential":
+            live.add(call[2])
+        elif call[0] == "cancel_credential":
+            live.discard(call[2])
+    return live
+
+
+def test_held_key_stays_shut_when_other_key_issued(keyed_membership, backend, staff_user, commit):
+    membership, key = keyed_membership
+    with commit():
+        suspend_key(key=key, actor=staff_user, reason="lent the fob to a guest")
+
+    with commit():
+        issue_key(member=membership.member, number="CARD-2", kind="card", actor=staff_user)
+
+    # The card's grant gives the member access again; the held fob must not come with it.
+    assert backend.calls[-1] == ("grant_access", membership.member_id)
+    assert live_credentials(backend.calls) == {"CARD-2"}
+
+
+def test_held_key_stays_shut_after_payment_suspension(
+    keyed_membership, backend, clock, staff_user, commit
+):
+    membership, key = keyed_membership
+    with commit():
+        issue_key(member=membership.member, number="CARD-2", kind="card", actor=staff_user)
+        apply(payment_failed(membership, number=2))
+    clock.advance(8)
+    with commit():
+        suspend_overdue_memberships()
+    with commit():
+        suspend_key(key=key, actor=staff_user, reason="lent the fob to a guest")
+
+    with commit():
+        apply(payment_succeeded(membership, number=2))
+
+    assert ("restore", membership.member_id) in backend.calls
+    assert live_credentials(backend.calls) == {"CARD-2"}
+    assert key_now(key).wanted_state == Wanted.SUSPENDED

@@ -163,3 +163,12 @@ def test_dashboard_queries_constant(client):
 
     assert len(key_statuses(client)) > 1
     assert many_count == few_count
+
+
+def test_pending_member_key_not_overdue(client):
+    member = MemberWithUserFactory(email="new@example.com")
+    MembershipFactory(member=member, state=Membership.State.PENDING)
+    make_key(member, "KEY-0009", status=Status.SUSPENDED, wanted_state=Wanted.SUSPENDED)
+    client.force_login(member.user)
+
+    assert key_statuses(client) == ["Not active yet — opens the doors after your first payment"]

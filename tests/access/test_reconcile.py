@@ -41,7 +41,10 @@ def test_suspended_calls_suspend(backend):
 
     reconcile_key(key=key)
 
-    assert backend.calls == [("suspend", key.member_id)]
+    assert backend.calls == [
+        ("cancel_credential", key.member_id, key.number),
+        ("suspend", key.member_id),
+    ]
 
 
 def test_restore_after_suspension(backend):

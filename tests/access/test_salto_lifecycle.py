@@ -224,11 +224,12 @@ def test_grace_over_removes_from_groups(suspended, salto):
     remove = {"add_ids": [], "remove_ids": [user_id]}
 
     assert salto.calls == [
+        ("DELETE", f"{SITE_PATH}/users/{user_id}/tags/FOB-1", None),
         ("PATCH", GROUP_PATHS[0], remove),
         ("PATCH", GROUP_PATHS[1], remove),
     ]
     assert salto.groups_of(user_id) == set()
-    assert salto.tags[user_id] == {"FOB-1"}
+    assert salto.tags[user_id] == set()
 
 
 def test_grace_over_key_state(suspended):

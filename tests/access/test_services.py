@@ -8,6 +8,7 @@ from access.services import (
     issue_key,
     mark_key_lost,
     mark_key_returned,
+    normalize_key_number,
     refresh_member_keys,
     restore_key,
     suspend_key,
@@ -240,3 +241,14 @@ def test_refresh_past_due_after_grace(db, clock):
     refresh_member_keys(member_id=membership.member_id, cause="schedule")
 
     assert AccessKey.objects.get(pk=key.pk).wanted_state == Wanted.SUSPENDED
+
+
+@pytest.mark.parametrize("variant", ["12345678", "1234  5678", "1234\t5678", "\u200b1234 5678"])
+def test_issue_number_variants_refused(variant, staff_user):
+    first = AccessKeyFactory(number=normalize_key_number("1234 5678"))
+    MembershipFactory(member=first.member, state=Membership.State.ACTIVE)
+
+    with pytest.raises(AccessError, match="belongs to another key"):
+        issue_key(member=first.member, number=variant, kind="fob", actor=staff_user)
+
+    assert AccessKey.objects.count() == 1
