@@ -16,6 +16,7 @@ import unicodedata
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -453,6 +454,14 @@ def _push(backend, key: AccessKey, wanted: str) -> None:
         backend.cancel_credential(member_id=member_id, number=key.number)
 
 
+# How long one push may hold its key's lease: longer than the backend calls of one key take.
+RECONCILE_LEASE_SECONDS = 300
+
+
+class ReconcileBusyError(AccessBackendError):
+    """Another worker is pushing the same key; the task retries later."""
+
+
 def reconcile_key(*, key: AccessKey) -> AccessKey:
     """Move the backend toward the key's wanted state. A key in sync makes no backend calls.
 
@@ -469,12 +478,23 @@ def reconcile_key(*, key: AccessKey) -> AccessKey:
     if key.sync_status == Sync.IN_SYNC and key.backend_state == wanted:
         return key
 
+    # One push per key at a time: two overlapping pushes (a change, "Sync now" and the
+    # periodic run) could land out of order and leave the door in the older state. The
+    # lease lives in the shared cache and expires by itself if a worker dies mid-push.
+    lease = f"access:reconcile:{key.pk}"
+    if not cache.add(lease, "held", timeout=RECONCILE_LEASE_SECONDS):
+        logger.info("Access key %s is being synced by another worker; retrying later", key.pk)
+        raise ReconcileBusyError(
+            f"Access key {key.pk} is being synced by another worker; it is retried later."
+        )
     backend = get_backend()
     try:
         _push(backend, key, wanted)
     except AccessBackendError as error:
         _record_sync_failure(key=key, wanted=wanted, error=error)
         raise
+    finally:
+        cache.delete(lease)
 
     now = timezone.now()
     updated = AccessKey.objects.filter(pk=key.pk, wanted_state=wanted).update(
@@ -563,7 +583,7 @@ def reconcile_all() -> int:
         except AccessKey.DoesNotExist:
             continue
         except AccessBackendError:
-            continue  # recorded on the key and logged by reconcile_key
+            continue  # recorded on the key (or busy elsewhere) and logged by reconcile_key
         if key.sync_status == Sync.IN_SYNC:
             synced += 1
     if key_ids:

@@ -253,3 +253,35 @@ def test_check_default_backend_passes(settings):
     settings.ACCESS_BACKEND = "access.backends.tracking.TrackingBackend"
 
     assert check_access_backend(None) == []
+
+
+def test_busy_key_not_pushed_twice(backend):
+    from django.core.cache import cache
+
+    from access.services import ReconcileBusyError
+
+    key = pending_key()
+    cache.add(f"access:reconcile:{key.pk}", "held")  # another worker is pushing this key
+
+    with pytest.raises(ReconcileBusyError):
+        reconcile_key(key=key)
+
+    assert backend.calls == []
+    assert AccessKey.objects.get(pk=key.pk).sync_status == Sync.PENDING
+
+    cache.delete(f"access:reconcile:{key.pk}")
+    reconcile_key(key=key)
+
+    assert AccessKey.objects.get(pk=key.pk).sync_status == Sync.IN_SYNC
+
+
+def test_lease_released_after_failure(backend):
+    from django.core.cache import cache
+
+    key = pending_key()
+    backend.failing = True
+
+    with pytest.raises(AccessBackendError):
+        reconcile_key(key=key)
+
+    assert cache.get(f"access:reconcile:{key.pk}") is None
