@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 
 
 class AccessBackendError(Exception):
-    """A backend call failed or timed out; the message says what, without secrets."""
+    """A backend call failed or timed out. The message names the call, without secrets."""
 
 
 @dataclass(frozen=True)
 class BackendUser:
-    """What the backend holds for one of our members."""
+    """The backend's record of one of our members."""
 
     member_id: int
     has_access: bool
@@ -64,4 +64,4 @@ class AccessBackend(ABC):
 
     @abstractmethod
     def health_check(self) -> bool:
-        """Return True when the backend answers."""
+        """Return True when the backend responds."""

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 
 class GatewayError(Exception):
-    """A gateway call failed; the message says what failed, without secrets."""
+    """A gateway call failed. The message names what failed, without secrets."""
 
 
 class WebhookVerificationError(GatewayError):

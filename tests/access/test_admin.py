@@ -302,7 +302,7 @@ def test_sync_now_reconciles(staff_client):
 
 
 class DownBackend(TrackingBackend):
-    """A backend whose lock system does not answer."""
+    """A backend whose lock system does not respond."""
 
     name = "down"
 
