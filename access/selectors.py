@@ -14,8 +14,8 @@ Status = AccessKey.Status
 # key. A revoked key counts because staff still have to collect it.
 HELD_STATUSES = (Status.ACTIVE, Status.SUSPENDED, Status.REVOKED)
 
-# Keys the member sees on the portal. A lost key stays listed so that the member sees
-# that staff recorded the loss. Returned keys are history only.
+# Keys shown to the member on the portal. A lost key stays listed so that the member
+# can check that staff recorded the loss. Returned keys are history only.
 PORTAL_STATUSES = (*HELD_STATUSES, Status.LOST)
 
 
@@ -29,7 +29,7 @@ def held_keys_prefetch(to_attr: str) -> Prefetch:
 
 
 def portal_keys_prefetch(to_attr: str) -> Prefetch:
-    """Return a prefetch of the keys a member sees on the portal, newest first."""
+    """Return a prefetch of the keys shown to a member on the portal, newest first."""
     return Prefetch("access_keys", queryset=keys_newest_first(PORTAL_STATUSES), to_attr=to_attr)
 
 

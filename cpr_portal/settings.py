@@ -294,7 +294,7 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # Billing. The fake gateway (a local pay page) is the default, so the portal runs with
-# no payment account; production sets the Stripe gateway and its keys.
+# no payment account. Production sets the Stripe gateway and its keys.
 PAYMENT_GATEWAY = env("PAYMENT_GATEWAY", default="billing.gateways.fake.FakeGateway")
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
@@ -308,7 +308,7 @@ CPR_GRACE_PERIOD_DAYS = positive_int_env("CPR_GRACE_PERIOD_DAYS", 7)
 # Public address of the site, for links in emails and gateway return URLs.
 CPR_SITE_URL = env("CPR_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
-# Door access. The tracking backend records keys and calls nothing; production may use
+# Door access. The tracking backend records keys and calls nothing. Production may use
 # Salto KS, whose OAuth2 client and the access groups our integration manages come from
 # the environment.
 ACCESS_BACKEND = env("ACCESS_BACKEND", default="access.backends.tracking.TrackingBackend")

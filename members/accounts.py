@@ -54,13 +54,14 @@ class AccountAdapter(DefaultAccountAdapter):
         user = getattr(self.request, "user", None)
         if user is None or not user.is_authenticated:
             return email
+
         # For a signed-in user this runs when they add an address to their login
         # (allauth's AddEmailForm). With enumeration prevention on, allauth 65 accepts an
         # address that another login has unverified, and mails a confirmation link to
         # it. Once that is confirmed, two logins share the address, sign-ins by it reach
         # the wrong one, and the member's email no longer matches. So the address must
-        # belong to no other member and no other login.
-        # An open application reserves its address for the applicant's future login.
+        # belong to no other member and no other login, and an open application reserves
+        # its address for the applicant's future login.
         other_members = Member.objects.filter(email__iexact=email).exclude(user=user)
         other_logins = [other for other in filter_users_by_email(email) if other.pk != user.pk]
         other_addresses = EmailAddress.objects.filter(email__iexact=email).exclude(user=user)
@@ -68,6 +69,7 @@ class AccountAdapter(DefaultAccountAdapter):
         open_applications = MembershipApplication.objects.filter(
             email__iexact=email, status=MembershipApplication.Status.SUBMITTED
         ).exclude(user=user)
+
         if (
             other_members.exists()
             or other_logins

@@ -26,13 +26,13 @@ def with_current_membership(queryset: QuerySet[Member]) -> QuerySet[Member]:
     )
 
 
-# Attribute that `with_current_keys` fills on each member with the keys the member holds
-# (active, suspended or revoked), newest first.
+# Attribute that `with_current_keys` fills on each member with the keys in the member's
+# hands (active, suspended or revoked), newest first.
 CURRENT_KEYS_ATTR = "current_keys"
 
 
 def with_current_keys(queryset: QuerySet[Member]) -> QuerySet[Member]:
-    """Prefetch the access keys each member holds in one extra query."""
+    """Prefetch each member's access keys in hand, in one extra query."""
     return queryset.prefetch_related(access_selectors.held_keys_prefetch(CURRENT_KEYS_ATTR))
 
 

@@ -98,7 +98,7 @@ class IgnoredEvent(GatewayEvent):
 
 
 class PaymentGateway(ABC):
-    """What the billing domain needs from a payment provider.
+    """The operations the billing domain needs from a payment provider.
 
     Every method that creates something at the gateway must be safe to call again with
     the same arguments (adapters pass idempotency keys), because tasks retry.
@@ -125,7 +125,7 @@ class PaymentGateway(ABC):
 
     @abstractmethod
     def open_self_service(self, *, member, return_url: str) -> RedirectURL:
-        """Return the gateway's page where the member updates their card and sees invoices."""
+        """Return the gateway's page where the member updates their card and views invoices."""
 
     @abstractmethod
     def schedule_cancellation(self, *, membership, at: datetime.date) -> None:

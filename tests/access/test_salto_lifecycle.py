@@ -1,6 +1,6 @@
 """The key lifecycle of test_lifecycle.py, run against SaltoBackend over mocked HTTP.
 
-`FakeSalto` answers every Salto KS call through `responses` and keeps the users, tags and
+`FakeSalto` responds to every Salto KS call through `responses` and keeps the users, tags and
 access group members from the requests it received, so a test can check both the requests and the
 state they leave behind. Setting `down` makes every call fail, as in an outage.
 

@@ -181,7 +181,7 @@ def test_member_disconnect_refusal_shown(google, client):
 
     response = client.post(reverse("socialaccount_connections"), {"account": account.pk})
 
-    # allauth keeps the last provider of a login without a password; the member is told.
+    # allauth keeps the last provider of a login without a password, and shows the member why.
     assert response.status_code == 200
     assert "no password set up" in response.content.decode()
     assert SocialAccount.objects.filter(pk=account.pk).exists()
@@ -281,5 +281,5 @@ def test_staff_can_connect_own_google_while_signed_in(google, client):
     state = parse_qs(urlsplit(start["Location"]).query)["state"][0]
     response = google.callback(GoogleIdentity(sub="rosa-g", email="rosa@example.com"), state)
 
-    # The code comment says staff link Google "signed in, from their account page".
+    # The adapter's comment states that staff link Google "signed in, from their account page".
     assert SocialAccount.objects.filter(user=staff).exists(), response.status_code

@@ -1,6 +1,6 @@
 """A member's money story end to end, once through the fake gateway and once through Stripe.
 
-An approved member pays, becomes active, sees a $150.00 credit valid to the period end and
+An approved member pays, becomes active, and has a $150.00 credit valid to the period end and
 a paid $250.00 invoice. A failed renewal makes the membership past due, the suspension
 task suspends it once the grace period is over, and paying reinstates it. The clock is
 moved with time-machine, so the domain's "today", Stripe's signature timestamps and the

@@ -68,7 +68,7 @@ def make_invoice(membership, number, *, status=Invoice.Status.PAID, **fields) ->
 def grant(
     member, amount="150.00", *, expires_on=datetime.date(2030, 3, 1), period_start=None
 ) -> CreditEntry:
-    """Grant a lot for a period that has started, unless `period_start` says otherwise."""
+    """Grant a lot for a period that has started, unless `period_start` is given."""
     return CreditEntry.objects.create(
         member=member,
         kind=Kind.GRANT,

@@ -384,7 +384,7 @@ def test_start_payment_gateway_error(hot_desk_membership, stub_gateway, monkeypa
             membership=hot_desk_membership, success_url="https://s", cancel_url="https://c"
         )
 
-    # The member sees no gateway internals; the log keeps them.
+    # The message shows no gateway internals; the log keeps them.
     assert "connection refused" not in str(raised.value)
 
 

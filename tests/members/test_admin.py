@@ -621,7 +621,7 @@ def test_cancel_stale_membership_changes_nothing(staff_user, hot_desk):
 
 
 def test_cancel_stale_pending_copy_schedules(staff_user, hot_desk):
-    """A caller's copy that still says pending must not cancel an active membership now."""
+    """A caller's copy that still reads pending must not cancel an active membership now."""
     membership = MembershipFactory(plan=hot_desk, state=State.PENDING)
     Membership.objects.filter(pk=membership.pk).update(state=State.ACTIVE)
 
