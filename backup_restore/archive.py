@@ -12,6 +12,7 @@ the archive once, from start to end, and rejects it when a member is missing, un
 unsafe or does not match its checksum.
 """
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -46,27 +47,26 @@ class FileEntry:
         return {"sha256": self.sha256, "size": self.size}
 
 
-def copy_with_checksum(source, destination: Path) -> FileEntry:
-    """Copy the open binary file `source` to `destination`, returning the copy's checksum."""
+def copy_with_checksum(source, destination: Path | None = None) -> FileEntry:
+    """Read the open binary file `source` to its end and return its checksum and size.
+
+    With `destination`, the bytes read are also written to that file.
+    """
     digest = hashlib.sha256()
     size = 0
-    with open(destination, "wb") as target:
+    with open(destination, "wb") if destination else contextlib.nullcontext() as target:
         while chunk := source.read(CHUNK_SIZE):
             digest.update(chunk)
             size += len(chunk)
-            target.write(chunk)
+            if target is not None:
+                target.write(chunk)
     return FileEntry(sha256=digest.hexdigest(), size=size)
 
 
 def file_entry(path: Path) -> FileEntry:
     """Return the checksum and size of the file at `path`."""
-    digest = hashlib.sha256()
-    size = 0
     with open(path, "rb") as source:
-        while chunk := source.read(CHUNK_SIZE):
-            digest.update(chunk)
-            size += len(chunk)
-    return FileEntry(sha256=digest.hexdigest(), size=size)
+        return copy_with_checksum(source)
 
 
 def media_files(media_root: Path) -> list[Path]:

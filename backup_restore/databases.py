@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What a dump contains, read from the same snapshot as the dump itself."""
+    """Contents of a dump, read from the same snapshot as the dump itself."""
 
     server_version: str
     migrations: dict[str, list[str]]

@@ -2,8 +2,10 @@
 
 
 class BackupError(Exception):
-    """A backup, restore or verification could not be done. The message says why and what to do.
+    """A backup, restore or verification that could not be done.
+
+    The message gives the reason and the next step.
 
     Raised before anything is changed whenever the problem can be found up front (a bad
-    archive, an archive from newer code, a database that holds data).
+    archive, an archive from newer code, a database that contains data).
     """

@@ -191,10 +191,10 @@ def restore_backup(
 ) -> RestoreResult:
     """Restore the database and media files of `archive`, then migrate if the archive is older.
 
-    Refuses, before changing anything, an archive that is unreadable or altered, comes
-    from code with migrations this code lacks, or holds another database engine, and a
-    target that already holds data unless `force`. With `force`, a safety backup of the
-    target is written to `safety_dir` (default CPR_BACKUP_DIR) first.
+    Before changing anything, rejects an archive that is unreadable or altered, comes
+    from code with migrations this code lacks, or contains another database engine. Also
+    rejects a target that already contains data, unless `force`. With `force`, a safety
+    backup of the target is written to `safety_dir` (default CPR_BACKUP_DIR) first.
     """
     archive = Path(archive)
     database = database_for(using)
@@ -213,11 +213,11 @@ def restore_backup(
         if held:
             if not force:
                 raise BackupError(
-                    f"The {database.describe()} already holds data ({'; '.join(held)}). "
+                    f"The {database.describe()} already contains data ({'; '.join(held)}). "
                     "Nothing was changed. Run the restore again with --force to replace it; "
                     "a safety backup of the current data is written first."
                 )
-            progress("The target holds data and --force was given: writing a safety backup")
+            progress("The target contains data and --force was given: writing a safety backup")
             safety_backup = create_backup(
                 output_dir=Path(safety_dir or settings.CPR_BACKUP_DIR),
                 using=using,
@@ -273,7 +273,7 @@ def check_restorable(archive: Path, manifest: dict, database: Database) -> None:
     vendor = manifest["database"]["vendor"]
     if vendor != database.vendor:
         raise BackupError(
-            f"{archive} holds a {vendor} database, but this portal uses {database.vendor}. "
+            f"{archive} contains a {vendor} database, but this portal uses {database.vendor}. "
             "Restore it into a portal configured with the same engine. Nothing was changed."
         )
 
@@ -287,7 +287,7 @@ def seeded_values() -> dict[str, tuple[str, set]]:
 def describe_existing_data(database: Database, manifest: dict, media_root: Path) -> list[str]:
     """List what the restore would replace: tables with rows, media files that differ.
 
-    A freshly migrated database holds no data: the tables that `migrate` fills and the
+    A freshly migrated database contains no data: the tables that `migrate` fills and the
     rows that data migrations seed do not count.
     """
     held = []
@@ -374,7 +374,8 @@ def verify_backup(
     """Restore `archive` into a temporary database and compare its row counts with the manifest.
 
     The temporary database is of the configured engine, is named uniquely per run, and
-    is removed whatever happens. Returns the manifest; raises BackupError on any mismatch.
+    is removed whatever happens. Returns the manifest, and raises BackupError on any
+    mismatch.
     """
     archive = Path(archive)
     database = database_for(using)
@@ -386,7 +387,7 @@ def verify_backup(
         vendor = manifest["database"]["vendor"]
         if vendor != database.vendor:
             raise BackupError(
-                f"{archive} holds a {vendor} database; this portal uses {database.vendor} "
+                f"{archive} contains a {vendor} database; this portal uses {database.vendor} "
                 "and can verify only archives of the same engine."
             )
         dump = work_dir / manifest["database"]["file"]

@@ -56,9 +56,10 @@ def project_environment(**overrides: str) -> dict[str, str]:
     return environment
 
 
-def run_manage(args: list[str], environment: dict[str, str]) -> subprocess.CompletedProcess:
+def run_python(args: list[str], environment: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run this Python with `args` in the project folder and return the finished process."""
     return subprocess.run(  # noqa: S603
-        [sys.executable, "manage.py", *args],
+        [sys.executable, *args],
         cwd=PROJECT_DIR,
         env=environment,
         capture_output=True,
@@ -66,6 +67,10 @@ def run_manage(args: list[str], environment: dict[str, str]) -> subprocess.Compl
         timeout=300,
         check=False,
     )
+
+
+def run_manage(args: list[str], environment: dict[str, str]) -> subprocess.CompletedProcess:
+    return run_python(["manage.py", *args], environment)
 
 
 # Runs in a subprocess with the project's settings: optionally fills every model and
@@ -94,15 +99,7 @@ print(json.dumps({
 
 def snapshot_in_subprocess(environment: dict[str, str], *, fill: bool = False) -> dict:
     """Return table hashes, empty models and media files of the database in `environment`."""
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, "-c", SNAPSHOT_SCRIPT, "fill" if fill else "read"],
-        cwd=PROJECT_DIR,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_python(["-c", SNAPSHOT_SCRIPT, "fill" if fill else "read"], environment)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -181,7 +181,7 @@ def test_restore_other_engine(make_archive, existing_data):
 
     message = restore_fails(archive, "--force")
 
-    assert f"holds a {other} database" in message
+    assert f"contains a {other} database" in message
     assert existing_data() == before
 
 

@@ -1,6 +1,6 @@
 """Backup, restore and verify on PostgreSQL, with pg_dump and pg_restore for real.
 
-pg_dump runs in another process and sees committed rows only, so these tests use
+pg_dump runs in another process and reads committed rows only, so these tests use
 transactional database access. Restores go into databases the tests create, named after
 the test database, except one that restores into the configured database itself.
 """
@@ -134,7 +134,7 @@ def test_restore_over_data_refused_without_force(filled, backup_dir, media_root)
     (media_root / "readme.txt").write_text("changed since the backup")
     before = table_hashes(), read_media_files(media_root)
 
-    with pytest.raises(CommandError, match="already holds data") as raised:
+    with pytest.raises(CommandError, match="already contains data") as raised:
         call_command("restore", str(result.path), verbosity=0)
 
     assert "members_member: 3 rows" in str(raised.value)
@@ -156,7 +156,7 @@ def test_restore_over_data_with_force(filled, backup_dir, media_root, tmp_path):
     assert table_hashes() == hashes
     assert read_media_files(media_root) == {**media, "uploaded-after.txt": b"not in the archive"}
     assert restored.media_kept == ["uploaded-after.txt"]
-    # The safety backup holds the data as it was just before the restore.
+    # The safety backup contains the data as it was just before the restore.
     assert restored.safety_backup.parent == tmp_path / "safety"
     assert restored.safety_backup.name.startswith("pre_restore_")
     safety_manifest = read_manifest(restored.safety_backup)

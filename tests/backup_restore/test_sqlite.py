@@ -87,7 +87,7 @@ def test_sqlite_restore_over_data(filled_sqlite, tmp_path):
     refused = run_manage(["restore", str(archive)], target)
 
     assert refused.returncode != 0
-    assert "already holds data" in refused.stderr
+    assert "already contains data" in refused.stderr
     assert snapshot_in_subprocess(target)["tables"] == changed["tables"]
 
     forced = run_manage(["restore", str(archive), "--force"], target)

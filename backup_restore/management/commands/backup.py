@@ -18,7 +18,7 @@ class Command(BaseCommand):
             "--output",
             type=Path,
             default=None,
-            help="Folder for the archive (default: CPR_BACKUP_DIR, now %(default)s).",
+            help=f"Folder for the archive (default: CPR_BACKUP_DIR, {settings.CPR_BACKUP_DIR}).",
         )
         parser.add_argument(
             "--keep",

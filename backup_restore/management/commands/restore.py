@@ -9,7 +9,7 @@ from backup_restore.services import restore_backup, table_summary
 class Command(BaseCommand):
     help = (
         "Restore the database and media files from an archive made by `backup`, after "
-        "checking every checksum. Refuses a database that holds data unless --force."
+        "checking every checksum. Rejects a database that contains data unless --force."
     )
 
     def add_arguments(self, parser):
@@ -18,7 +18,7 @@ class Command(BaseCommand):
             "--force",
             action="store_true",
             help=(
-                "Replace a database that already holds data. A safety backup of it is "
+                "Replace a database that already contains data. A safety backup of it is "
                 "written first (pre_restore_YYYYMMDD_HHMMSS.tar.gz)."
             ),
         )
