@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "members",
     "billing",
     "access",
+    "backup_restore",
 ]
 
 MIDDLEWARE = [
@@ -224,6 +225,9 @@ STORAGES = {
         ),
     },
 }
+
+# Where `manage.py backup` writes archives and `restore` writes its safety backups.
+CPR_BACKUP_DIR = env.path("CPR_BACKUP_DIR", default=BASE_DIR / "backups")
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://cpr-portal")}
 

@@ -3,13 +3,15 @@
 With CPR_REQUIRE_SERVICES=1 (set by .ci/run) a test marked `postgres` fails instead of
 skipping when the database is not PostgreSQL, a test marked `e2e` fails instead of
 skipping when Chromium or Playwright is missing, a test marked `redis` fails instead of
-skipping when Redis at CPR_TEST_REDIS_URL does not respond, and any skipped test fails
-the session.
+skipping when Redis at CPR_TEST_REDIS_URL does not respond, a test marked `shellcheck`
+fails instead of skipping when shellcheck is missing, and any skipped test fails the
+session.
 """
 
 import importlib
 import importlib.util
 import os
+import shutil
 
 import pytest
 from django.core.cache import cache
@@ -73,6 +75,18 @@ def _require_redis(request):
         if REQUIRE_SERVICES:
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _require_shellcheck(request):
+    if request.node.get_closest_marker("shellcheck") is None:
+        return
+    if shutil.which("shellcheck") is not None:
+        return
+    message = "needs shellcheck: apt-get install shellcheck"
+    if REQUIRE_SERVICES:
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def pytest_sessionfinish(session, exitstatus):

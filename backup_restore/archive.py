@@ -1,0 +1,281 @@
+"""The backup archive: a gzip-compressed tar file with a manifest and checksummed parts.
+
+Layout of `backup_YYYYMMDD_HHMMSS.tar.gz`:
+
+- `manifest.json`, always the first member, so that a reader can tell a portal archive
+  from any other file without decompressing the rest;
+- the database part (`database.dump` for PostgreSQL, `database.sqlite3` for SQLite);
+- `media/<path>` for every file under MEDIA_ROOT.
+
+The manifest lists every other member with its SHA-256 and size. `extract_archive` reads
+the archive once, from start to end, and rejects it when a member is missing, unlisted,
+unsafe or does not match its checksum.
+"""
+
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import os
+import tarfile
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .errors import BackupError
+
+FORMAT = "cpr-portal-backup"
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+MEDIA_PREFIX = "media/"
+CHUNK_SIZE = 1024 * 1024
+
+# Errors that the gzip and tar readers raise on a corrupt, truncated or foreign file.
+READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError)
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """Checksum and size in bytes of one archive member."""
+
+    sha256: str
+    size: int
+
+    def as_json(self) -> dict:
+        return {"sha256": self.sha256, "size": self.size}
+
+
+def copy_with_checksum(source, destination: Path | None = None) -> FileEntry:
+    """Read the open binary file `source` to its end and return its checksum and size.
+
+    With `destination`, the bytes read are also written to that file.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    with open(destination, "wb") if destination else contextlib.nullcontext() as target:
+        while chunk := source.read(CHUNK_SIZE):
+            digest.update(chunk)
+            size += len(chunk)
+            if target is not None:
+                target.write(chunk)
+    return FileEntry(sha256=digest.hexdigest(), size=size)
+
+
+def file_entry(path: Path) -> FileEntry:
+    """Return the checksum and size of the file at `path`."""
+    with open(path, "rb") as source:
+        return copy_with_checksum(source)
+
+
+def media_files(media_root: Path) -> list[Path]:
+    """Return the regular files under `media_root`, sorted, without following links.
+
+    Symbolic links are left out, because a link could point outside MEDIA_ROOT.
+    """
+    if not media_root.is_dir():
+        return []
+    found = []
+    for directory, _dirnames, filenames in os.walk(media_root):
+        for filename in filenames:
+            path = Path(directory) / filename
+            if path.is_file() and not path.is_symlink():
+                found.append(path)
+    return sorted(found)
+
+
+def stage_media(media_root: Path, staging_dir: Path) -> dict[str, FileEntry]:
+    """Copy every media file into `staging_dir`, keyed by its archive member name.
+
+    The copies, not the live files, go into the archive, so an upload that changes a file
+    while the backup runs cannot make the archive disagree with its own checksums.
+    """
+    entries = {}
+    for path in media_files(media_root):
+        name = MEDIA_PREFIX + path.relative_to(media_root).as_posix()
+        target = staging_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "rb") as source:
+            entries[name] = copy_with_checksum(source, target)
+    return entries
+
+
+def write_archive(path: Path, manifest: dict, staging_dir: Path) -> None:
+    """Write the archive to `path`: the manifest, then each file it lists from `staging_dir`.
+
+    The archive is written under a hidden temporary name and renamed when complete, so a
+    crash never leaves a half-written file under an archive name. The file is readable
+    by its owner only, because it contains members' personal data.
+    """
+    partial = path.with_name(f".{path.name}.partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+            data = json.dumps(manifest, indent=2, sort_keys=True).encode()
+            info = _member_info(MANIFEST_NAME, len(data))
+            info.mtime = int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+            for name in manifest["files"]:
+                source = staging_dir / name
+                with open(source, "rb") as member:
+                    info = _member_info(name, source.stat().st_size)
+                    info.mtime = int(source.stat().st_mtime)
+                    tar.addfile(info, member)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _member_info(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mode = 0o600
+    return info
+
+
+def read_manifest(path: Path) -> dict | None:
+    """Return the manifest of a portal archive, or None for any other file.
+
+    Only the first member is read, which is cheap even for a large archive.
+    """
+    try:
+        with tarfile.open(path, mode="r|gz") as tar:
+            member = tar.next()
+            if member is None or member.name != MANIFEST_NAME or not member.isfile():
+                return None
+            manifest = json.load(tar.extractfile(member))
+    except (OSError, ValueError, *READ_ERRORS):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return None
+    return manifest
+
+
+def extract_archive(path: Path, destination: Path) -> dict:
+    """Check the archive at `path` completely, extract it into `destination`, return the manifest.
+
+    Raises BackupError when the file is missing, is not a gzip-compressed tar file, is
+    truncated or corrupt, has no portal manifest, or has a member that is unsafe, not
+    listed in the manifest, missing, or does not match its checksum.
+    """
+    if not path.is_file():
+        raise BackupError(f"Backup archive {path} not found: give the path of a .tar.gz file.")
+    try:
+        with open(path, "rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as compressed:
+            with tarfile.open(fileobj=compressed, mode="r|") as tar:
+                manifest = _extract_members(path, tar, destination)
+            # The tar reader stops at the end-of-archive marker. Reading on to the end of
+            # the gzip stream makes gzip check its CRC and length trailer as well.
+            while compressed.read(CHUNK_SIZE):
+                pass
+    except BackupError:
+        raise
+    except (OSError, *READ_ERRORS) as error:
+        raise BackupError(
+            f"Backup archive {path} is corrupt or truncated and cannot be read ({error}). "
+            "Nothing was changed. Use another copy of the archive."
+        ) from error
+    return manifest
+
+
+def _extract_members(path: Path, tar: tarfile.TarFile, destination: Path) -> dict:
+    first = tar.next()
+    if first is None or first.name != MANIFEST_NAME or not first.isfile():
+        raise BackupError(
+            f"{path} is not a CPR Portal backup: its first member is not {MANIFEST_NAME}. "
+            "Nothing was changed."
+        )
+    manifest = _parse_manifest(path, tar.extractfile(first).read())
+    expected = {
+        name: FileEntry(sha256=entry["sha256"], size=entry["size"])
+        for name, entry in manifest["files"].items()
+    }
+    seen = set()
+    # TarFile iteration would start again at the manifest; next() continues after it.
+    while (member := tar.next()) is not None:
+        name = member.name
+        if name not in expected or name in seen:
+            raise BackupError(
+                f"Backup archive {path} contains {name!r}, which its manifest does not list "
+                "(or lists once only). The archive was altered; nothing was changed."
+            )
+        if not member.isfile():
+            raise BackupError(
+                f"Backup archive {path} contains {name!r}, which is not a regular file. "
+                "Nothing was changed."
+            )
+        seen.add(name)
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        actual = copy_with_checksum(tar.extractfile(member), target)
+        if actual != expected[name]:
+            raise BackupError(
+                f"Backup archive {path}: {name} does not match its checksum in the manifest "
+                f"(expected SHA-256 {expected[name].sha256}, {expected[name].size} bytes; "
+                f"found {actual.sha256}, {actual.size} bytes). Nothing was changed. "
+                "Use another copy of the archive."
+            )
+    missing = sorted(set(expected) - seen)
+    if missing:
+        raise BackupError(
+            f"Backup archive {path} lacks {', '.join(missing)}, which its manifest lists. "
+            "The archive is truncated or was altered; nothing was changed."
+        )
+    return manifest
+
+
+def _parse_manifest(path: Path, data: bytes) -> dict:
+    """Return the manifest, checked for the fields that restore and verify rely on."""
+    problem = f"{path} is not a CPR Portal backup or its manifest is damaged"
+    try:
+        manifest = json.loads(data)
+    except ValueError as error:
+        raise BackupError(f"{problem}: {MANIFEST_NAME} is not JSON ({error}).") from error
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BackupError(f"{problem}: {MANIFEST_NAME} has no format {FORMAT!r}.")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BackupError(
+            f"{path} has archive format version {manifest.get('format_version')!r}; this "
+            f"portal reads version {FORMAT_VERSION}. Restore it with the portal version that "
+            f"made it ({manifest.get('portal_version', 'unknown')})."
+        )
+    checks = {
+        "database": isinstance(manifest.get("database"), dict)
+        and isinstance(manifest["database"].get("vendor"), str)
+        and isinstance(manifest["database"].get("file"), str),
+        "migrations": _is_str_mapping(manifest.get("migrations"), list),
+        "tables": _is_str_mapping(manifest.get("tables"), int),
+        "files": _is_str_mapping(manifest.get("files"), dict)
+        and all(
+            isinstance(entry.get("sha256"), str) and isinstance(entry.get("size"), int)
+            for entry in manifest["files"].values()
+        ),
+    }
+    for field, valid in checks.items():
+        if not valid:
+            raise BackupError(f"{problem}: the field {field!r} is missing or malformed.")
+    for name in manifest["files"]:
+        if not is_safe_member_name(name):
+            raise BackupError(f"{problem}: it lists the unsafe path {name!r}. Nothing was changed.")
+    if manifest["database"]["file"] not in manifest["files"]:
+        raise BackupError(f"{problem}: the database part is not among the listed files.")
+    return manifest
+
+
+def _is_str_mapping(value, value_type) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(key, str) and isinstance(item, value_type) for key, item in value.items()
+    )
+
+
+def is_safe_member_name(name: str) -> bool:
+    """Tell whether `name` is a plain relative path that stays inside the extraction folder."""
+    path = PurePosixPath(name)
+    return (
+        bool(name)
+        and not path.is_absolute()
+        and "\\" not in name
+        and all(part not in ("", ".", "..") for part in name.split("/"))
+    )

@@ -1,0 +1,50 @@
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from backup_restore.errors import BackupError
+from backup_restore.services import create_backup, table_summary
+
+
+class Command(BaseCommand):
+    help = (
+        "Write backup_YYYYMMDD_HHMMSS.tar.gz: the database, the media files and a manifest "
+        "with checksums. Prints the archive's path on the last line."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--output",
+            type=Path,
+            default=None,
+            help=f"Folder for the archive (default: CPR_BACKUP_DIR, {settings.CPR_BACKUP_DIR}).",
+        )
+        parser.add_argument(
+            "--keep",
+            type=int,
+            default=None,
+            metavar="N",
+            help=(
+                "After the backup, delete all but the newest N archives that this command "
+                "made in the folder. Other files are never deleted."
+            ),
+        )
+
+    def handle(self, *args, output, keep, verbosity, **options):
+        output = output or Path(settings.CPR_BACKUP_DIR)
+        try:
+            result = create_backup(output_dir=output, keep=keep, progress=self.progress(verbosity))
+        except BackupError as error:
+            raise CommandError(f"Backup failed: {error}") from error
+        size_mb = result.path.stat().st_size / 1_000_000
+        removed = f"; deleted {len(result.removed)} old archives" if keep is not None else ""
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Backup written: {result.path} ({size_mb:.1f} MB; "
+                f"{table_summary(result.manifest)}{removed})"
+            )
+        )
+
+    def progress(self, verbosity):
+        return self.stdout.write if verbosity >= 1 else lambda message: None

@@ -1,0 +1,406 @@
+"""Back up, restore and verify the portal: the database and the media files in one archive.
+
+The management commands `backup`, `restore` and `verify_backup` call these functions.
+Every check that can fail (archive integrity, archive from newer code, data in the target)
+runs before anything is changed.
+"""
+
+import importlib
+import importlib.metadata
+import logging
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connections
+from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.loader import MigrationLoader
+from django.utils import timezone
+
+from .archive import (
+    FORMAT,
+    FORMAT_VERSION,
+    MEDIA_PREFIX,
+    extract_archive,
+    file_entry,
+    media_files,
+    read_manifest,
+    stage_media,
+    write_archive,
+)
+from .databases import Database, database_for
+from .errors import BackupError
+
+logger = logging.getLogger(__name__)
+
+ARCHIVE_PREFIX = "backup"
+SAFETY_PREFIX = "pre_restore"
+# Names of the archives that `backup` writes; retention considers no other file.
+ARCHIVE_NAME = re.compile(r"^backup_\d{8}_\d{6}\.tar\.gz$")
+# Tables that `migrate` fills by itself. Rows there do not make a database "hold data".
+MIGRATION_FILLED_TABLES = frozenset({"django_migrations", "django_content_type", "auth_permission"})
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    path: Path
+    manifest: dict
+    removed: list[Path] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    archive: Path
+    manifest: dict
+    safety_backup: Path | None
+    migrated: bool
+    media_written: int
+    # Media files that were in MEDIA_ROOT but not in the archive; restore keeps them.
+    media_kept: list[str]
+
+
+def portal_version() -> str:
+    """Return the portal's version from the installed package, else from pyproject.toml."""
+    try:
+        return importlib.metadata.version("cpr-portal")
+    except importlib.metadata.PackageNotFoundError:
+        with open(settings.BASE_DIR / "pyproject.toml", "rb") as pyproject:
+            return tomllib.load(pyproject)["project"]["version"]
+
+
+def code_migrations() -> set[tuple[str, str]]:
+    """Return (app, name) of every migration this code has, squashed ones included."""
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    known = set(loader.disk_migrations)
+    for migration in loader.disk_migrations.values():
+        known.update(migration.replaces)
+    return known
+
+
+def table_summary(manifest: dict) -> str:
+    tables = manifest["tables"]
+    media = sum(1 for name in manifest["files"] if name.startswith(MEDIA_PREFIX))
+    return f"{len(tables)} tables, {sum(tables.values())} rows, {media} media files"
+
+
+# --- Backup -------------------------------------------------------------------------------
+
+
+def create_backup(
+    *,
+    output_dir: Path,
+    keep: int | None = None,
+    using: str = "default",
+    prefix: str = ARCHIVE_PREFIX,
+    progress: Progress = logger.info,
+    now: datetime | None = None,
+) -> BackupResult:
+    """Write `<prefix>_YYYYMMDD_HHMMSS.tar.gz` (local time) to `output_dir` and return it.
+
+    With `keep`, archives of `backup` beyond the newest `keep` in `output_dir` are deleted
+    afterwards; see `prune_backups`.
+    """
+    if keep is not None and keep < 1:
+        raise BackupError(f"--keep must be 1 or more, got {keep}: it counts the archive just made.")
+    database = database_for(using)
+    created_at = timezone.localtime(now)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / f"{prefix}_{created_at:%Y%m%d_%H%M%S}.tar.gz"
+    if path.exists():
+        raise BackupError(f"{path} already exists. Wait a second and run the backup again.")
+
+    logger.info("Backup of the %s to %s started", database.describe(), path)
+    # Staged next to the archive: that file system has room for it.
+    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".backup-staging-") as staging:
+        staging_dir = Path(staging)
+        progress(f"Dumping the {database.describe()}")
+        snapshot = database.dump(staging_dir / database.dump_filename)
+        progress(f"Copying media files from {settings.MEDIA_ROOT}")
+        files = {database.dump_filename: file_entry(staging_dir / database.dump_filename)}
+        files.update(stage_media(Path(settings.MEDIA_ROOT), staging_dir))
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "created_at": created_at.isoformat(),
+            "portal_version": portal_version(),
+            "database": {
+                "vendor": database.vendor,
+                "server_version": snapshot.server_version,
+                "name": database.name,
+                "file": database.dump_filename,
+            },
+            "migrations": snapshot.migrations,
+            "tables": snapshot.tables,
+            "files": {name: entry.as_json() for name, entry in files.items()},
+        }
+        progress(f"Writing {path}")
+        write_archive(path, manifest, staging_dir)
+    logger.info("Backup written to %s (%d bytes)", path, path.stat().st_size)
+
+    removed = []
+    if keep is not None:
+        removed = prune_backups(directory=output_dir, keep=keep, progress=progress)
+    return BackupResult(path=path, manifest=manifest, removed=removed)
+
+
+def prune_backups(*, directory: Path, keep: int, progress: Progress = logger.info) -> list[Path]:
+    """Delete all but the newest `keep` archives that `backup` made in `directory`.
+
+    An archive counts only when its name is `backup_YYYYMMDD_HHMMSS.tar.gz` and its first
+    member is a portal manifest, so files of other tools (an Odoo-era backup with the same
+    name, for one) are never deleted. Age comes from the time in the name.
+    """
+    ours = []
+    for path in sorted(Path(directory).iterdir(), reverse=True):
+        if not ARCHIVE_NAME.match(path.name) or path.is_symlink() or not path.is_file():
+            continue
+        if read_manifest(path) is None:
+            logger.warning("Retention left %s in place: it is not a portal backup", path)
+            continue
+        ours.append(path)
+    removed = ours[keep:]
+    for path in removed:
+        path.unlink()
+        logger.info("Retention deleted %s", path)
+        progress(f"Deleted old backup {path.name}")
+    return removed
+
+
+# --- Restore ------------------------------------------------------------------------------
+
+
+def restore_backup(
+    *,
+    archive: Path,
+    force: bool = False,
+    safety_dir: Path | None = None,
+    using: str = "default",
+    progress: Progress = logger.info,
+) -> RestoreResult:
+    """Restore the database and media files of `archive`, then migrate if the archive is older.
+
+    Before changing anything, rejects an archive that is unreadable or altered, comes
+    from code with migrations this code lacks, or contains another database engine. Also
+    rejects a target that already contains data, unless `force`. With `force`, a safety
+    backup of the target is written to `safety_dir` (default CPR_BACKUP_DIR) first.
+    """
+    archive = Path(archive)
+    database = database_for(using)
+    media_root = Path(settings.MEDIA_ROOT)
+    logger.info("Restore of %s into the %s started", archive, database.describe())
+    with tempfile.TemporaryDirectory(prefix="cpr-restore-") as work:
+        work_dir = Path(work)
+        progress(f"Checking {archive} and every checksum")
+        manifest = extract_archive(archive, work_dir)
+        check_restorable(archive, manifest, database)
+        dump = work_dir / manifest["database"]["file"]
+        database.check_dump(dump)
+
+        held = describe_existing_data(database, manifest, media_root)
+        safety_backup = None
+        if held:
+            if not force:
+                raise BackupError(
+                    f"The {database.describe()} already contains data ({'; '.join(held)}). "
+                    "Nothing was changed. Run the restore again with --force to replace it; "
+                    "a safety backup of the current data is written first."
+                )
+            progress("The target contains data and --force was given: writing a safety backup")
+            safety_backup = create_backup(
+                output_dir=Path(safety_dir or settings.CPR_BACKUP_DIR),
+                using=using,
+                prefix=SAFETY_PREFIX,
+                progress=progress,
+            ).path
+            progress(f"Safety backup written: {safety_backup}")
+
+        progress(f"Restoring the {database.describe()}")
+        connections[using].close()
+        database.restore(dump, tables=manifest["tables"])
+        differences = compare_rows(database.table_rows(), manifest["tables"])
+        if differences:
+            raise BackupError(
+                f"After the restore, the {database.describe()} does not match the archive's "
+                f"row counts ({'; '.join(differences)})."
+                + (f" The data before the restore is in {safety_backup}." if safety_backup else "")
+            )
+
+        progress(f"Restoring media files into {media_root}")
+        written, kept = restore_media(work_dir, manifest, media_root)
+
+    migrated = migrate_if_needed(using, progress)
+    logger.info(
+        "Restore of %s finished: %s, migrated=%s", archive, table_summary(manifest), migrated
+    )
+    return RestoreResult(
+        archive=archive,
+        manifest=manifest,
+        safety_backup=safety_backup,
+        migrated=migrated,
+        media_written=written,
+        media_kept=kept,
+    )
+
+
+def check_restorable(archive: Path, manifest: dict, database: Database) -> None:
+    """Raise BackupError for an archive from newer code or from another database engine."""
+    known = code_migrations()
+    unknown = sorted(
+        f"{app}.{name}"
+        for app, names in manifest["migrations"].items()
+        for name in names
+        if (app, name) not in known
+    )
+    if unknown:
+        raise BackupError(
+            f"{archive} is newer than this code (portal {portal_version()}): it was made by "
+            f"portal {manifest.get('portal_version', 'unknown')} and has migrations this code "
+            f"does not have: {', '.join(unknown)}. Deploy that version or a newer one, then "
+            "restore. Nothing was changed."
+        )
+    vendor = manifest["database"]["vendor"]
+    if vendor != database.vendor:
+        raise BackupError(
+            f"{archive} contains a {vendor} database, but this portal uses {database.vendor}. "
+            "Restore it into a portal configured with the same engine. Nothing was changed."
+        )
+
+
+def seeded_values() -> dict[str, tuple[str, set]]:
+    """Return the rows that data migrations add, as table: (column, values)."""
+    seed = importlib.import_module("members.migrations.0002_seed_hot_desk_plan").HOT_DESK
+    return {"members_plan": ("slug", {seed["slug"]})}
+
+
+def describe_existing_data(database: Database, manifest: dict, media_root: Path) -> list[str]:
+    """List what the restore would replace: tables with rows, media files that differ.
+
+    A freshly migrated database contains no data: the tables that `migrate` fills and the
+    rows that data migrations seed do not count.
+    """
+    held = []
+    seeds = seeded_values()
+    for table, count in database.table_rows().items():
+        if count == 0 or table in MIGRATION_FILLED_TABLES:
+            continue
+        if table in seeds:
+            column, values = seeds[table]
+            if database.column_values(table, column) <= values:
+                continue
+        held.append(f"{table}: {count} rows")
+    overwritten = 0
+    for name, entry in manifest["files"].items():
+        if not name.startswith(MEDIA_PREFIX):
+            continue
+        target = media_root / name.removeprefix(MEDIA_PREFIX)
+        if target.is_file() and file_entry(target).as_json() != entry:
+            overwritten += 1
+    if overwritten:
+        held.append(f"{overwritten} media files in {media_root} differ from the archive's")
+    return held
+
+
+def compare_rows(actual: dict[str, int], expected: dict[str, int]) -> list[str]:
+    """Return one line per table whose row count differs from the manifest's."""
+    differences = []
+    for table in sorted(set(actual) | set(expected)):
+        if actual.get(table) != expected.get(table):
+            differences.append(
+                f"{table}: {expected.get(table, 'no table')} in the manifest, "
+                f"{actual.get(table, 'no table')} in the database"
+            )
+    return differences
+
+
+def restore_media(staging_dir: Path, manifest: dict, media_root: Path) -> tuple[int, list[str]]:
+    """Copy the archive's media files into `media_root`; return (files written, files kept).
+
+    Files under `media_root` that the archive does not have are kept, not deleted. Each file
+    is written under a temporary name and then renamed, so no file is ever half-written.
+    """
+    names = [name for name in manifest["files"] if name.startswith(MEDIA_PREFIX)]
+    written = 0
+    for name in names:
+        source = staging_dir / name
+        target = media_root / name.removeprefix(MEDIA_PREFIX)
+        if target.is_file() and file_entry(target).as_json() == manifest["files"][name]:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.restoring")
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+        written += 1
+    restored = {name.removeprefix(MEDIA_PREFIX) for name in names}
+    kept = [
+        path.relative_to(media_root).as_posix()
+        for path in media_files(media_root)
+        if path.relative_to(media_root).as_posix() not in restored
+    ]
+    if kept:
+        logger.info("Restore kept %d media files that the archive does not have", len(kept))
+    return written, kept
+
+
+def migrate_if_needed(using: str, progress: Progress) -> bool:
+    """Apply the migrations the restored database lacks; return whether there were any."""
+    connections[using].close()
+    executor = MigrationExecutor(connections[using])
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    if not plan:
+        return False
+    progress(f"The archive is older than the code: applying {len(plan)} migrations")
+    call_command("migrate", database=using, interactive=False, verbosity=0)
+    return True
+
+
+# --- Verify -------------------------------------------------------------------------------
+
+
+def verify_backup(
+    *, archive: Path, using: str = "default", progress: Progress = logger.info
+) -> dict:
+    """Restore `archive` into a temporary database and compare its row counts with the manifest.
+
+    The temporary database is of the configured engine, is named uniquely per run, and
+    is removed whatever happens. Returns the manifest, and raises BackupError on any
+    mismatch.
+    """
+    archive = Path(archive)
+    database = database_for(using)
+    logger.info("Verification of %s started", archive)
+    with tempfile.TemporaryDirectory(prefix="cpr-verify-") as work:
+        work_dir = Path(work)
+        progress(f"Checking {archive} and every checksum")
+        manifest = extract_archive(archive, work_dir)
+        vendor = manifest["database"]["vendor"]
+        if vendor != database.vendor:
+            raise BackupError(
+                f"{archive} contains a {vendor} database; this portal uses {database.vendor} "
+                "and can verify only archives of the same engine."
+            )
+        dump = work_dir / manifest["database"]["file"]
+        database.check_dump(dump)
+        label = f"{timezone.now():%Y%m%d%H%M%S}_{secrets.token_hex(4)}"
+        with database.temporary_database(label) as temporary:
+            progress(f"Restoring into the temporary {temporary.describe()}")
+            temporary.restore(dump, tables=manifest["tables"])
+            differences = compare_rows(temporary.table_rows(), manifest["tables"])
+        if differences:
+            raise BackupError(
+                f"{archive} does not restore to the row counts in its manifest: "
+                + "; ".join(differences)
+            )
+    logger.info("Verification of %s passed: %s", archive, table_summary(manifest))
+    return manifest

@@ -1,0 +1,324 @@
+"""Backup, restore and verify on PostgreSQL, with pg_dump and pg_restore for real.
+
+pg_dump runs in another process and reads committed rows only, so these tests use
+transactional database access. Restores go into databases the tests create, named after
+the test database, except one that restores into the configured database itself.
+"""
+
+import secrets
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection, connections
+from django.db.utils import load_backend
+from psycopg import sql
+
+from backup_restore.archive import read_manifest
+from backup_restore.databases import PostgresDatabase
+from backup_restore.errors import BackupError
+from backup_restore.services import create_backup, restore_backup, verify_backup
+from tests.factories import MemberFactory
+from tests.factories.every_model import (
+    fill_every_model,
+    models_without_rows,
+    read_media_files,
+    write_media_files,
+)
+
+from .helpers import read_members, rewrite_archive, table_hashes
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def admin_database() -> PostgresDatabase:
+    """The test database, reached as the configured (superuser) role for set-up work."""
+    return PostgresDatabase(connection.settings_dict)
+
+
+def database_names(pattern: str) -> set[str]:
+    with closing(admin_database().connect()) as admin:
+        rows = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [pattern])
+        return {row[0] for row in rows}
+
+
+@pytest.fixture
+def filled(media_root):
+    """Every model has rows and MEDIA_ROOT has files; returns their hashes and contents."""
+    fill_every_model()
+    write_media_files(media_root)
+    assert models_without_rows() == []
+    return table_hashes(), read_media_files(media_root)
+
+
+@pytest.fixture
+def scratch_database():
+    """Return a function that creates an empty database and registers it as a Django alias.
+
+    Every database and alias made is dropped when the test ends.
+    """
+    made = []
+
+    def create(**settings_changes) -> str:
+        token = secrets.token_hex(4)
+        name = f"{connection.settings_dict['NAME']}_scratch_{token}"
+        with closing(admin_database().connect()) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        alias = f"scratch_{token}"
+        # Set as a connection object only, not in the DATABASES settings: Django's test
+        # case then treats it as a dynamically created connection and allows queries.
+        settings_dict = {**connection.settings_dict, "NAME": name, **settings_changes}
+        backend = load_backend(settings_dict["ENGINE"])
+        connections[alias] = backend.DatabaseWrapper(settings_dict, alias)
+        made.append((alias, name))
+        return alias
+
+    yield create
+    for alias, name in made:
+        connections[alias].close()
+        del connections[alias]
+        with closing(admin_database().connect()) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def test_round_trip_into_fresh_database(filled, backup_dir, scratch_database, settings, tmp_path):
+    hashes, media = filled
+    result = create_backup(output_dir=backup_dir)
+    target = scratch_database()
+    settings.MEDIA_ROOT = tmp_path / "restored-media"
+
+    restored = restore_backup(archive=result.path, using=target)
+
+    assert table_hashes(target) == hashes
+    assert read_media_files(tmp_path / "restored-media") == media
+    assert restored.safety_backup is None
+    assert restored.migrated is False
+
+
+def test_manifest_describes_backup(filled, backup_dir):
+    result = create_backup(output_dir=backup_dir)
+
+    manifest, members = read_members(result.path)
+    assert manifest["database"]["vendor"] == "postgresql"
+    assert manifest["database"]["server_version"]
+    assert manifest["portal_version"]
+    assert "0005_membership_grace_until" in manifest["migrations"]["members"]
+    assert manifest["tables"]["members_member"] == 2
+    assert set(members) == set(manifest["files"])
+    assert {name for name in members if name.startswith("media/")} == {
+        f"media/{name}" for name in filled[1]
+    }
+
+
+def test_restore_into_configured_database(filled, backup_dir, media_root):
+    hashes, media = filled
+    result = create_backup(output_dir=backup_dir)
+    call_command("flush", interactive=False, verbosity=0)
+    for path in media_root.rglob("*"):
+        if path.is_file():
+            path.unlink()
+    assert table_hashes() != hashes
+
+    call_command("restore", str(result.path), verbosity=0)
+
+    assert table_hashes() == hashes
+    assert read_media_files(media_root) == media
+
+
+def test_restore_over_data_refused_without_force(filled, backup_dir, media_root):
+    result = create_backup(output_dir=backup_dir)
+    MemberFactory(first_name="Added", last_name="Later")
+    (media_root / "readme.txt").write_text("changed since the backup")
+    before = table_hashes(), read_media_files(media_root)
+
+    with pytest.raises(CommandError, match="already contains data") as raised:
+        call_command("restore", str(result.path), verbosity=0)
+
+    assert "members_member: 3 rows" in str(raised.value)
+    assert "--force" in str(raised.value)
+    assert (table_hashes(), read_media_files(media_root)) == before
+    assert list(backup_dir.glob("pre_restore_*")) == []
+
+
+def test_restore_over_data_with_force(filled, backup_dir, media_root, tmp_path):
+    hashes, media = filled
+    result = create_backup(output_dir=backup_dir)
+    MemberFactory(first_name="Added", last_name="Later")
+    (media_root / "readme.txt").write_text("changed since the backup")
+    (media_root / "uploaded-after.txt").write_text("not in the archive")
+    changed = table_hashes()
+
+    restored = restore_backup(archive=result.path, force=True, safety_dir=tmp_path / "safety")
+
+    assert table_hashes() == hashes
+    assert read_media_files(media_root) == {**media, "uploaded-after.txt": b"not in the archive"}
+    assert restored.media_kept == ["uploaded-after.txt"]
+    # The safety backup contains the data as it was just before the restore.
+    assert restored.safety_backup.parent == tmp_path / "safety"
+    assert restored.safety_backup.name.startswith("pre_restore_")
+    safety_manifest = read_manifest(restored.safety_backup)
+    assert safety_manifest["tables"]["members_member"] == 3
+    restore_backup(archive=restored.safety_backup, force=True, safety_dir=tmp_path / "safety")
+    assert table_hashes() == changed
+
+
+def test_restore_as_role_not_owning_schema(filled, backup_dir, scratch_database, settings):
+    hashes, _media = filled
+    result = create_backup(output_dir=backup_dir)
+    role = f"cpr_backup_role_{secrets.token_hex(4)}"
+    with closing(admin_database().connect()) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        target = scratch_database(USER=role, PASSWORD="")
+        owner = PostgresDatabase(
+            {**connection.settings_dict, "NAME": connections[target].settings_dict["NAME"]}
+        )
+        with closing(owner.connect()) as admin:
+            admin.execute(
+                sql.SQL("GRANT CREATE, USAGE ON SCHEMA public TO {}").format(sql.Identifier(role))
+            )
+        settings.MEDIA_ROOT = Path(settings.MEDIA_ROOT).parent / "role-media"
+
+        restore_backup(archive=result.path, using=target)
+
+        assert table_hashes(target) == hashes
+        with closing(owner.connect()) as admin:
+            owners = admin.execute(
+                "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'"
+            ).fetchall()
+        assert owners == [(role,)]
+
+        # A table the role does not own is a real error: the restore fails and rolls back.
+        with closing(owner.connect()) as admin:
+            admin.execute("ALTER TABLE members_member OWNER TO CURRENT_USER")
+            for grant in [
+                "GRANT SELECT ON members_member TO {}",
+                "GRANT SELECT ON SEQUENCE members_member_id_seq TO {}",
+            ]:
+                admin.execute(sql.SQL(grant).format(sql.Identifier(role)))
+        with pytest.raises(BackupError, match="must be owner") as raised:
+            restore_backup(archive=result.path, using=target, force=True)
+        assert "rolled back" in str(raised.value)
+        assert table_hashes(target) == hashes
+    finally:
+        # The role's database must go before the role; the fixture drops it again, harmlessly.
+        connections[target].close()
+        with closing(admin_database().connect()) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(connections[target].settings_dict["NAME"])
+                )
+            )
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_archive_older_than_code_is_migrated(backup_dir, scratch_database, media_root):
+    source = scratch_database()
+    call_command("migrate", database=source, verbosity=0)
+    call_command("migrate", "billing", "0001", database=source, verbosity=0)
+    older = create_backup(output_dir=backup_dir, using=source)
+    assert "0002_invoice_kind_and_refund_expiry" not in older.manifest["migrations"]["billing"]
+    target = scratch_database()
+
+    restored = restore_backup(archive=older.path, using=target)
+
+    assert restored.migrated is True
+    with connections[target].cursor() as cursor:
+        cursor.execute("SELECT name FROM django_migrations WHERE app = 'billing' ORDER BY id")
+        applied = [row[0] for row in cursor.fetchall()]
+    assert applied == ["0001_initial", "0002_invoice_kind_and_refund_expiry"]
+
+
+def test_restore_drops_tables_archive_lacks(filled, backup_dir, scratch_database, media_root):
+    hashes, _media = filled
+    result = create_backup(output_dir=backup_dir)
+    target = scratch_database()
+    with connections[target].cursor() as cursor:
+        cursor.execute("CREATE TABLE outbox_email (id bigint PRIMARY KEY)")
+
+    restore_backup(archive=result.path, using=target)
+
+    assert table_hashes(target) == hashes
+
+
+def test_backup_command_keeps_newest(filled, backup_dir, make_archive):
+    for name in ["backup_20250101_000000.tar.gz", "backup_20250102_000000.tar.gz"]:
+        make_archive(name, directory=backup_dir)
+    foreign = backup_dir / "backup_20240101_000000.tar.gz"
+    foreign.write_bytes(b"an Odoo-era backup")
+
+    call_command("backup", "--keep", "2", "--output", str(backup_dir), verbosity=0)
+
+    ours = sorted(path.name for path in backup_dir.glob("backup_2026*"))
+    remaining = sorted(path.name for path in backup_dir.iterdir())
+    assert len(ours) == 1
+    assert remaining == sorted(
+        ["backup_20240101_000000.tar.gz", "backup_20250102_000000.tar.gz", *ours]
+    )
+
+
+# --- verify_backup ------------------------------------------------------------------------
+
+
+def verify_databases() -> set[str]:
+    return database_names(f"{connection.settings_dict['NAME']}_verify_%")
+
+
+def test_verify_good_archive(filled, backup_dir):
+    result = create_backup(output_dir=backup_dir)
+
+    call_command("verify_backup", str(result.path), verbosity=0)
+
+    assert verify_databases() == set()
+
+
+def test_verify_drops_database_when_restore_fails(filled, backup_dir, tmp_path):
+    result = create_backup(output_dir=backup_dir)
+    # An uncompressed dump of the same data with one impossible date in the COPY data:
+    # the table of contents reads, and pg_restore fails while loading rows.
+    plain = tmp_path / "plain.dump"
+    dumped = admin_database().run_client(
+        ["pg_dump", "--format=custom", "--compress=0", f"--file={plain}"]
+    )
+    assert dumped.returncode == 0, dumped.stderr
+    dump = plain.read_bytes()
+    assert dump.count(b"2024-02-29") == 1
+    broken = rewrite_archive(
+        result.path,
+        tmp_path / "broken.tar.gz",
+        replace={"database.dump": dump.replace(b"2024-02-29", b"2024-02-30")},
+    )
+
+    with pytest.raises(BackupError, match="pg_restore into the PostgreSQL database") as raised:
+        verify_backup(archive=broken)
+
+    assert "_verify_" in str(raised.value)
+    assert "out of range" in str(raised.value)
+    assert verify_databases() == set()
+
+
+def test_verify_drops_database_when_counts_differ(filled, backup_dir, tmp_path):
+    result = create_backup(output_dir=backup_dir)
+    manifest, _members = read_members(result.path)
+    tables = {**manifest["tables"], "members_member": manifest["tables"]["members_member"] + 1}
+    wrong = rewrite_archive(
+        result.path, tmp_path / "wrong.tar.gz", manifest_changes={"tables": tables}
+    )
+
+    with pytest.raises(CommandError, match="members_member: 3 in the manifest, 2 in the database"):
+        call_command("verify_backup", str(wrong), verbosity=0)
+
+    assert verify_databases() == set()
+
+
+def test_verify_bad_archive_leaves_no_database(filled, backup_dir):
+    result = create_backup(output_dir=backup_dir)
+    result.path.write_bytes(result.path.read_bytes()[:2000])
+
+    with pytest.raises(CommandError, match="corrupt or truncated"):
+        call_command("verify_backup", str(result.path), verbosity=0)
+
+    assert verify_databases() == set()

@@ -1,0 +1,134 @@
+"""scripts/backup.sh and scripts/restore.sh: shellcheck, usage errors, and a full run.
+
+The full run replaces only the docker CLI (tests/backup_restore/bin/docker), which runs
+the container's commands on this machine against a SQLite file.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backup_restore.archive import read_manifest
+
+from .helpers import PROJECT_DIR, run_manage, snapshot_in_subprocess, tar_gz
+from .test_sqlite import sqlite_environment
+
+SCRIPTS = sorted((PROJECT_DIR / "scripts").glob("*.sh"))
+FAKE_DOCKER_DIR = Path(__file__).resolve().parent / "bin"
+
+
+@pytest.mark.shellcheck
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.name)
+def test_shellcheck_clean(script):
+    result = subprocess.run(  # noqa: S603
+        ["shellcheck", "--shell=bash", str(script)],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def run_script(name: str, *args: str, environment: dict | None = None, cwd: Path = PROJECT_DIR):
+    return subprocess.run(  # noqa: S603
+        ["bash", str(PROJECT_DIR / "scripts" / name), *args],  # noqa: S607
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "message"),
+    [
+        ("backup.sh", ["--keep"], "--keep needs a number"),
+        ("backup.sh", ["--keep", "0"], "--keep takes a whole number of 1 or more, got '0'"),
+        ("backup.sh", ["--keep", "two"], "--keep takes a whole number of 1 or more, got 'two'"),
+        ("backup.sh", ["--daily"], "unknown argument '--daily'"),
+        ("restore.sh", [], "missing ARCHIVE"),
+        ("restore.sh", ["--yes", "a.tar.gz"], "unknown option '--yes'"),
+        ("restore.sh", ["a.tar.gz", "b.tar.gz"], "give one archive"),
+        ("restore.sh", ["absent.tar.gz"], "archive 'absent.tar.gz' not found"),
+    ],
+)
+def test_script_usage_error(script, args, message, tmp_path):
+    result = run_script(script, *args, cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Usage:" in result.stderr
+
+
+@pytest.fixture
+def compose_stand_in(tmp_path, make_archive):
+    """An environment in which `docker` runs the portal on a migrated SQLite file."""
+    host_dir = tmp_path / "host-backups"
+    container_dir = tmp_path / "container-backups"
+    container_dir.mkdir()
+    environment = sqlite_environment(tmp_path, "site")
+    environment.update(
+        PATH=f"{FAKE_DOCKER_DIR}:{environment['PATH']}",
+        FAKE_DOCKER_LOG=str(tmp_path / "docker.log"),
+        FAKE_CONTAINER_BACKUPS=str(container_dir),
+        FAKE_PROJECT_DIR=str(PROJECT_DIR),
+        FAKE_PYTHON=sys.executable,
+        CPR_BACKUP_HOST_DIR=str(host_dir),
+    )
+    result = run_manage(["migrate", "--no-input", "-v0"], environment)
+    assert result.returncode == 0, result.stderr
+    return environment, host_dir, container_dir
+
+
+def test_backup_script_copies_and_keeps(compose_stand_in, make_archive, tmp_path):
+    environment, host_dir, container_dir = compose_stand_in
+    old = [
+        make_archive(name, directory=host_dir)
+        for name in ["backup_20250101_020000.tar.gz", "backup_20250102_020000.tar.gz"]
+    ]
+    odoo = tar_gz(host_dir / "backup_20200101_000000.tar.gz", {"dump.sql": b"odoo"})
+
+    result = run_script("backup.sh", "--keep", "2", environment=environment)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    made = list(container_dir.glob("backup_*.tar.gz"))
+    assert len(made) == 1
+    copied = host_dir / made[0].name
+    assert copied.read_bytes() == made[0].read_bytes()
+    assert not old[0].exists()
+    assert old[1].exists()
+    assert odoo.exists()
+    assert f"Deleted old backup {old[0]}" in result.stdout
+
+
+def test_restore_script_round_trip(compose_stand_in, tmp_path):
+    environment, host_dir, container_dir = compose_stand_in
+    snapshot = snapshot_in_subprocess(environment, fill=True)
+    assert run_script("backup.sh", environment=environment).returncode == 0
+    name = next(host_dir.glob("backup_*.tar.gz")).name
+    fresh = {**environment, **sqlite_environment(tmp_path, "fresh")}
+    fresh["PATH"] = environment["PATH"]
+
+    restored = run_script("restore.sh", name, environment=fresh)
+
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert snapshot_in_subprocess(fresh)["tables"] == snapshot["tables"]
+    assert snapshot_in_subprocess(fresh)["media"] == snapshot["media"]
+    assert list(container_dir.glob(".restore-*")) == []
+
+    refused = run_script("restore.sh", str(host_dir / name), environment=fresh)
+
+    assert refused.returncode == 1
+    assert "already contains data" in refused.stderr
+
+    forced = run_script("restore.sh", name, "--force", environment=fresh)
+
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    safety = list(host_dir.glob("pre_restore_*.tar.gz"))
+    assert len(safety) == 1
+    assert read_manifest(safety[0])["tables"] == read_manifest(host_dir / name)["tables"]
