@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "members",
     "billing",
     "access",
+    "odoo_import",
 ]
 
 MIDDLEWARE = [
