@@ -144,9 +144,12 @@ class RecordError(ValueError):
     """A record cannot be imported; the message states why and what to fix."""
 
 
-def _where(raw: dict, fallback: str) -> str:
-    """Return how to name a record in a report: its Odoo id, or its CSV row without one."""
-    return raw.get("_row") or fallback
+def _where(raw: dict, kind: str, table: str) -> str:
+    """Return how to name a record in a report: by its Odoo id, else by its CSV row."""
+    odoo_id = parsing.parse_record_id(raw.get("id"), table)
+    if isinstance(odoo_id, int) or not raw.get("_row"):
+        return f"{kind} {odoo_id}"
+    return raw["_row"]
 
 
 def _parse(parser, raw: dict, key: str, *args):
@@ -186,7 +189,7 @@ def _prepare_products(data: OdooData, report: ImportReport) -> tuple[dict, set]:
     products: dict[int | str, Product] = {}
     left_out: set = set()
     for raw in data.products:
-        where = _where(raw, f"product {raw.get('id')}")
+        where = _where(raw, "product", "product_product")
         try:
             product = _prepare_product(raw)
         except RecordError as error:
@@ -274,7 +277,7 @@ def _prepare_partners(data: OdooData, report: ImportReport) -> tuple[dict, set]:
     partners: dict[int, Partner] = {}
     left_out: set = set()
     for raw in data.partners:
-        where = _where(raw, f"partner {raw.get('id')}")
+        where = _where(raw, "partner", "res_partner")
         try:
             partner = _prepare_partner(raw)
         except RecordError as error:
@@ -360,7 +363,7 @@ def _attach_lines(
     seen: set[int] = set()
     for raw in data.lines:
         odoo_id = parsing.parse_record_id(raw.get("id"), "membership_membership_line")
-        where = f"line {odoo_id}" if isinstance(odoo_id, int) else _where(raw, f"line {odoo_id}")
+        where = _where(raw, "line", "membership_membership_line")
         if not isinstance(odoo_id, int):
             report.add(
                 "membership",
