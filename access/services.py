@@ -132,10 +132,13 @@ def _apply(
     actor: AbstractBaseUser | None,
     reason: str,
     extra_fields: dict | None = None,
+    queue_sync: bool = True,
 ) -> bool:
     """Save the key's new status and wanted state with an event, and return whether it changed.
 
     Must run inside the caller's transaction, on a key locked with select_for_update.
+    With `queue_sync=False` no reconcile is queued: the key stays pending until the
+    periodic reconcile or "Sync now" pushes it.
     """
     extra_fields = extra_fields or {}
     changed = (
@@ -169,7 +172,8 @@ def _apply(
         fields += ["sync_status", "sync_attempts", "last_error"]
     key.save(update_fields=fields)
     event.save()
-    queue_reconcile(key.pk)
+    if queue_sync:
+        queue_reconcile(key.pk)
     logger.info(
         "Access key %s of member %s: %s/%s -> %s/%s (%s by user %s): %s",
         key.pk,
@@ -213,12 +217,21 @@ def normalize_key_number(number: str) -> str:
 
 
 def issue_key(
-    *, member: Member, number: str, kind: str, actor: AbstractBaseUser | None
+    *,
+    member: Member,
+    number: str,
+    kind: str,
+    actor: AbstractBaseUser | None,
+    event_note: str = "issued",
+    queue_sync: bool = True,
 ) -> AccessKey:
     """Issue a key with `number` to a member who has a current membership.
 
     Raises AccessError when the number is empty, when another key that was not returned
     has the same number (ignoring case), or when the member has no current membership.
+    `event_note` starts the reason of the key's first event. With `queue_sync=False` the
+    key is only recorded: it stays pending and no reconcile is queued, so the lock system
+    is not called until the periodic reconcile or "Sync now" pushes it.
     """
     number = normalize_key_number(number)
     if not number:
@@ -268,9 +281,10 @@ def issue_key(
             actor=actor,
             to_status=status,
             to_wanted=wanted,
-            reason=f"issued; {reason}",
+            reason=f"{event_note}; {reason}",
         )
-        queue_reconcile(key.pk)
+        if queue_sync:
+            queue_reconcile(key.pk)
 
     logger.info(
         "Access key %s (%s) issued to member %s by user %s, wanted %s",
@@ -386,11 +400,15 @@ def restore_key(*, key: AccessKey, actor: AbstractBaseUser | None, reason: str =
 # --- Membership changes ----------------------------------------------------------------
 
 
-def refresh_member_keys(*, member_id: int, cause: str) -> list[AccessKey]:
+def refresh_member_keys(
+    *, member_id: int, cause: str, queue_sync: bool = True, reason_prefix: str = ""
+) -> list[AccessKey]:
     """Recompute the wanted state of the member's keys from their current membership.
 
     `cause` is an `AccessEvent.Cause` value (payment, schedule, staff). Returns the keys
-    whose status or wanted state changed; each gets an event naming the membership state.
+    whose status or wanted state changed; each gets an event naming the membership state,
+    after `reason_prefix` when one is given. With `queue_sync=False` the changed keys are
+    left pending and no reconcile is queued, so the lock system is not called.
     """
     if cause not in Cause.values:
         raise AccessError(
@@ -405,7 +423,13 @@ def refresh_member_keys(*, member_id: int, cause: str) -> list[AccessKey]:
         for key in keys:
             status, wanted, reason = wanted_state_for(key, membership, today)
             if _apply(
-                key=key, status=status, wanted=wanted, cause=cause, actor=None, reason=reason
+                key=key,
+                status=status,
+                wanted=wanted,
+                cause=cause,
+                actor=None,
+                reason=f"{reason_prefix}{reason}",
+                queue_sync=queue_sync,
             ):
                 changed.append(key)
     return changed

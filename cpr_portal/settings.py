@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "billing",
     "access",
     "backup_restore",
+    "odoo_import",
 ]
 
 MIDDLEWARE = [

@@ -133,6 +133,13 @@ class Member(models.Model):
         related_name="member",
     )
     member_since = models.DateField(_("member since"), null=True, blank=True)
+    odoo_partner_id = models.PositiveIntegerField(
+        _("Odoo contact id"),
+        null=True,
+        blank=True,
+        unique=True,
+        help_text=_("The res.partner record this member was imported from, if any."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -304,6 +311,15 @@ class Membership(models.Model):
         blank=True,
         help_text=_("The last day of the grace period of a past-due membership."),
     )
+    odoo_ref = models.CharField(
+        _("Odoo record"),
+        max_length=100,
+        blank=True,
+        help_text=_(
+            "The Odoo record this membership was imported from, as model,id: a membership "
+            "line, or the contact for a free membership."
+        ),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -344,6 +360,12 @@ class Membership(models.Model):
                 condition=Q(end_date__isnull=True) | Q(end_date__gte=models.F("start_date")),
                 name="membership_end_date_not_before_start",
                 violation_error_message=_("The end date cannot be before the start date."),
+            ),
+            models.UniqueConstraint(
+                fields=["odoo_ref"],
+                condition=~Q(odoo_ref=""),
+                name="membership_odoo_ref_unique_when_set",
+                violation_error_message=_("Another membership was imported from this Odoo record."),
             ),
         ]
         indexes = [models.Index(fields=["state", "plan"], name="membership_state_plan")]

@@ -87,7 +87,7 @@ class MemberAdmin(admin.ModelAdmin):
     search_fields = ("first_name", "last_name", "email", "company")
     # The login follows the member through the services (approval, email changes), so
     # staff cannot point a member at another person's login here.
-    readonly_fields = ("user", "member_since", "created_at", "updated_at")
+    readonly_fields = ("user", "member_since", "odoo_partner_id", "created_at", "updated_at")
     inlines = (MembershipInline,)
     fieldsets = (
         (None, {"fields": ("first_name", "last_name", "email", "phone", "company")}),
@@ -95,7 +95,7 @@ class MemberAdmin(admin.ModelAdmin):
         (gettext_lazy("Staff only"), {"fields": ("staff_notes",)}),
         (
             gettext_lazy("Account"),
-            {"fields": ("user", "member_since", "created_at", "updated_at")},
+            {"fields": ("user", "member_since", "odoo_partner_id", "created_at", "updated_at")},
         ),
     )
 

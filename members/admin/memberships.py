@@ -77,7 +77,7 @@ class MembershipAdmin(ActionsOnlyAdminMixin, PerRowReportMixin, admin.ModelAdmin
             gettext_lazy("Signed terms"),
             {"fields": ("monthly_price", "included_credit", "contract_months")},
         ),
-        (gettext_lazy("Record"), {"fields": ("created_at", "updated_at")}),
+        (gettext_lazy("Record"), {"fields": ("odoo_ref", "created_at", "updated_at")}),
     )
     readonly_fields = (
         "member",
@@ -92,6 +92,7 @@ class MembershipAdmin(ActionsOnlyAdminMixin, PerRowReportMixin, admin.ModelAdmin
         "monthly_price",
         "included_credit",
         "contract_months",
+        "odoo_ref",
         "created_at",
         "updated_at",
     )

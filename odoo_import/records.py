@@ -1,0 +1,433 @@
+"""The Odoo records as the import uses them, and the report of what it did with each.
+
+`prepare` parses the raw records of a source into `Product`, `Partner` and `Line`
+objects and links each line to its partner and product. A record with a value that
+cannot be parsed, or that cannot be linked, is reported as a conflict and left out. The
+other records go on to the import.
+"""
+
+import datetime
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from email.utils import getaddresses
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from members.models import Member
+from members.services import normalize_email
+
+from . import parsing
+from .sources import OdooData
+
+logger = logging.getLogger(__name__)
+
+ENTITIES = ("plan", "member", "membership", "key")
+VERBS = ("created", "updated", "unchanged", "skipped", "conflict")
+# The largest amount a price column (10 digits, 2 of them decimal) can hold.
+MAX_PRICE = Decimal("99999999.99")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of the import for one record: the entity, the verb, the Odoo record and why."""
+
+    entity: str
+    verb: str
+    ref: str
+    detail: str
+
+
+class ImportReport:
+    """Counts of outcomes per entity and verb, and every outcome in the order it happened.
+
+    `listener` is called with each outcome as it is added, so that a command can print
+    it at once.
+    """
+
+    def __init__(self, listener: Callable[[Outcome], None] | None = None):
+        self.counts: Counter = Counter()
+        self.outcomes: list[Outcome] = []
+        self.warnings: list[str] = []
+        self.listener = listener
+
+    def add(self, entity: str, verb: str, ref: str, detail: str) -> None:
+        self.extend([Outcome(entity, verb, ref, detail)])
+
+    def extend(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            self.counts[outcome.entity, outcome.verb] += 1
+            self.outcomes.append(outcome)
+            if outcome.verb == "conflict":
+                logger.warning(
+                    "Odoo import conflict on %s (%s): %s",
+                    outcome.ref,
+                    outcome.entity,
+                    outcome.detail,
+                )
+            if self.listener:
+                self.listener(outcome)
+
+    def count(self, entity: str, verb: str) -> int:
+        return self.counts[entity, verb]
+
+    @property
+    def conflicts(self) -> list[Outcome]:
+        return [outcome for outcome in self.outcomes if outcome.verb == "conflict"]
+
+
+@dataclass
+class Product:
+    key: int | str
+    name: str
+    list_price: Decimal
+    months: int | None
+
+    @property
+    def ref(self) -> str:
+        return f"product {self.key}"
+
+
+@dataclass
+class Line:
+    odoo_id: int
+    partner_id: int
+    product: Product
+    state: str
+    start: datetime.date
+    last_day: datetime.date | None
+    cancel_date: datetime.date | None
+    price: Decimal
+
+    @property
+    def ref(self) -> str:
+        return f"line {self.odoo_id}"
+
+    @property
+    def odoo_ref(self) -> str:
+        return f"membership.membership_line,{self.odoo_id}"
+
+
+@dataclass
+class Partner:
+    odoo_id: int
+    name: str
+    first_name: str
+    last_name: str
+    email: str
+    phone: str
+    company: str
+    state: str
+    membership_start: datetime.date | None
+    free: bool
+    associate_id: int | str | None
+    membership_type: str
+    start_date: datetime.date | None
+    access_key: str
+    lines: list[Line] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        return f"partner {self.odoo_id}"
+
+
+@dataclass
+class Prepared:
+    products: list[Product]
+    partners: list[Partner]
+
+
+class RecordError(ValueError):
+    """A record cannot be imported; the message states why and what to fix."""
+
+
+def _where(raw: dict, kind: str, table: str) -> str:
+    """Return how to name a record in a report: by its Odoo id, else by its CSV row."""
+    odoo_id = parsing.parse_record_id(raw.get("id"), table)
+    if isinstance(odoo_id, int) or not raw.get("_row"):
+        return f"{kind} {odoo_id}"
+    return raw["_row"]
+
+
+def _parse(parser, raw: dict, key: str, *args):
+    try:
+        return parser(raw.get(key), *args)
+    except ValueError as error:
+        raise RecordError(f"{key.replace('_', ' ')}: {error}") from None
+
+
+# --- Products ----------------------------------------------------------------------------
+
+
+def _prepare_product(raw: dict) -> Product:
+    key = parsing.parse_record_id(raw.get("id"), "product_product")
+    if key is None:
+        raise RecordError("the row has no product id")
+    name = parsing.clean_text(raw.get("name"))
+    if not name:
+        raise RecordError("the product has no name")
+    if len(name) > 100:
+        raise RecordError(
+            f"the name {name!r} is longer than 100 characters, the maximum for a plan"
+        )
+    list_price = _parse(parsing.parse_money, raw, "list_price") or Decimal("0.00")
+    if list_price < 0 or list_price > MAX_PRICE:
+        raise RecordError(f"the list price {list_price} is not between 0 and {MAX_PRICE}")
+    date_from = _parse(parsing.parse_date, raw, "date_from")
+    date_to = _parse(parsing.parse_date, raw, "date_to")
+    months = None
+    if date_from and date_to and date_to >= date_from:
+        months = parsing.months_covered(date_from, date_to)
+    return Product(key=key, name=name, list_price=list_price, months=months)
+
+
+def _prepare_products(data: OdooData, report: ImportReport) -> tuple[dict, set]:
+    """Return the importable products by id, and the ids of products left out."""
+    products: dict[int | str, Product] = {}
+    left_out: set = set()
+    for raw in data.products:
+        where = _where(raw, "product", "product_product")
+        try:
+            product = _prepare_product(raw)
+        except RecordError as error:
+            report.add("plan", "conflict", where, str(error))
+            left_out.add(parsing.parse_record_id(raw.get("id"), "product_product"))
+            continue
+        if product.key in products:
+            report.add("plan", "conflict", product.ref, "the product appears twice in the source")
+            continue
+        products[product.key] = product
+    return products, left_out
+
+
+# --- Partners ----------------------------------------------------------------------------
+
+
+def _prepare_email(raw_email) -> str:
+    text = parsing.clean_text(raw_email)
+    if not text:
+        raise RecordError("the contact has no email address; add one in Odoo")
+    addresses = [address for _name, address in getaddresses([text]) if address]
+    if len(addresses) != 1:
+        raise RecordError(
+            f"the email {text!r} is not one address; keep a single address on the contact"
+        )
+    email = normalize_email(addresses[0])
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise RecordError(
+            f"the email {text!r} is not a valid address; correct it in Odoo"
+        ) from None
+    if len(email) > Member._meta.get_field("email").max_length:
+        raise RecordError(f"the email {email!r} is longer than 254 characters")
+    return email
+
+
+def _check_length(value: str, field_name: str, label: str) -> str:
+    limit = Member._meta.get_field(field_name).max_length
+    if len(value) > limit:
+        raise RecordError(
+            f"the {label} {value!r} is {len(value)} characters long; the portal keeps at most "
+            f"{limit}, so shorten it in Odoo"
+        )
+    return value
+
+
+def _prepare_partner(raw: dict) -> Partner:
+    odoo_id = parsing.parse_record_id(raw.get("id"), "res_partner")
+    if not isinstance(odoo_id, int):
+        raise RecordError(
+            f"the contact id {raw.get('id')!r} contains no database id; export the ID column "
+            "(or an import-compatible export) from Odoo"
+        )
+    name = parsing.clean_text(raw.get("name"))
+    if not name:
+        raise RecordError("the contact has no name; add one in Odoo")
+    is_company = _parse(parsing.parse_bool, raw, "is_company")
+    if is_company:
+        first_name, last_name, company = name, "", name
+    else:
+        first_name, last_name = parsing.split_name(name)
+        company = parsing.many2one_name(raw.get("company"))
+    phone = parsing.clean_text(raw.get("phone")) or parsing.clean_text(raw.get("mobile"))
+    return Partner(
+        odoo_id=odoo_id,
+        name=name,
+        first_name=_check_length(first_name, "first_name", "first name"),
+        last_name=_check_length(last_name, "last_name", "last name"),
+        email=_prepare_email(raw.get("email")),
+        phone=_check_length(phone, "phone", "phone number"),
+        company=_check_length(company, "company", "company"),
+        state=_parse(parsing.parse_state, raw, "membership_state"),
+        membership_start=_parse(parsing.parse_date, raw, "membership_start"),
+        free=_parse(parsing.parse_bool, raw, "free_member"),
+        associate_id=parsing.parse_record_id(raw.get("associate_member"), "res_partner"),
+        membership_type=parsing.clean_text(raw.get("membership_type")),
+        start_date=_parse(parsing.parse_date, raw, "start_date"),
+        access_key=parsing.clean_text(raw.get("access_key")),
+    )
+
+
+def _prepare_partners(data: OdooData, report: ImportReport) -> tuple[dict, set]:
+    """Return the importable partners by id, and the ids of partners left out."""
+    partners: dict[int, Partner] = {}
+    left_out: set = set()
+    for raw in data.partners:
+        where = _where(raw, "partner", "res_partner")
+        try:
+            partner = _prepare_partner(raw)
+        except RecordError as error:
+            report.add("member", "conflict", where, str(error))
+            left_out.add(parsing.parse_record_id(raw.get("id"), "res_partner"))
+            continue
+        if partner.odoo_id in partners:
+            report.add("member", "conflict", partner.ref, "the contact appears twice in the source")
+            continue
+        partners[partner.odoo_id] = partner
+
+    by_email = defaultdict(list)
+    for partner in partners.values():
+        by_email[partner.email.lower()].append(partner)
+    for email, sharing in by_email.items():
+        if len(sharing) < 2:
+            continue
+        ids = ", ".join(str(partner.odoo_id) for partner in sharing)
+        for partner in sharing:
+            report.add(
+                "member",
+                "conflict",
+                partner.ref,
+                f"partners {ids} share the email {email}; merge them in Odoo or give each its "
+                "own email",
+            )
+            del partners[partner.odoo_id]
+            left_out.add(partner.odoo_id)
+    return partners, left_out
+
+
+# --- Membership lines ---------------------------------------------------------------------
+
+
+def _find_product(raw: dict, products: dict) -> Product | None:
+    key = parsing.parse_record_id(raw.get("product"), "product_product")
+    if key in products:
+        return products[key]
+    name = parsing.many2one_name(raw.get("product_name")).lower()
+    if name:
+        named = [product for product in products.values() if product.name.lower() == name]
+        if len(named) == 1:
+            return named[0]
+    return None
+
+
+def _prepare_line(raw: dict, odoo_id: int, partner_id: int, product: Product) -> Line:
+    state = _parse(parsing.parse_state, raw, "state")
+    date_from = _parse(parsing.parse_date, raw, "date_from")
+    joined = _parse(parsing.parse_date, raw, "date")
+    last_day = _parse(parsing.parse_date, raw, "date_to")
+    cancel_date = _parse(parsing.parse_date, raw, "date_cancel")
+    price = _parse(parsing.parse_money, raw, "member_price")
+    start = date_from or joined
+    if start is None:
+        raise RecordError("the line has no start date (date_from or date); set one in Odoo")
+    if last_day is not None and last_day < start:
+        raise RecordError(f"the line ends on {last_day}, before it starts on {start}")
+    if price is None:
+        raise RecordError("the line has no membership fee (member_price)")
+    if price < 0 or price > MAX_PRICE:
+        raise RecordError(f"the membership fee {price} is not between 0 and {MAX_PRICE}")
+    return Line(
+        odoo_id=odoo_id,
+        partner_id=partner_id,
+        product=product,
+        state=state,
+        start=start,
+        last_day=last_day,
+        cancel_date=cancel_date,
+        price=price,
+    )
+
+
+def _attach_lines(
+    data: OdooData,
+    products: dict,
+    products_left_out: set,
+    partners: dict,
+    partners_left_out: set,
+    report: ImportReport,
+) -> None:
+    seen: set[int] = set()
+    for raw in data.lines:
+        odoo_id = parsing.parse_record_id(raw.get("id"), "membership_membership_line")
+        where = _where(raw, "line", "membership_membership_line")
+        if not isinstance(odoo_id, int):
+            report.add(
+                "membership",
+                "conflict",
+                where,
+                f"the line id {raw.get('id')!r} contains no database id; export the ID column "
+                "(or an import-compatible export) from Odoo",
+            )
+            continue
+        if odoo_id in seen:
+            report.add("membership", "conflict", where, "the line appears twice in the source")
+            continue
+        seen.add(odoo_id)
+
+        partner_id = parsing.parse_record_id(raw.get("partner"), "res_partner")
+        if partner_id is None:
+            report.add("membership", "conflict", where, "the line has no partner")
+            continue
+        if partner_id in partners_left_out:
+            report.add(
+                "membership",
+                "skipped",
+                where,
+                f"its partner {partner_id} is not imported (see the conflict on that partner)",
+            )
+            continue
+        if partner_id not in partners:
+            report.add(
+                "membership",
+                "conflict",
+                where,
+                f"its partner {partner_id} is not among the contacts read from Odoo",
+            )
+            continue
+
+        product = _find_product(raw, products)
+        if product is None:
+            product_key = parsing.parse_record_id(raw.get("product"), "product_product")
+            name = parsing.many2one_name(raw.get("product_name"))
+            described = f"{product_key} ({name})" if name else f"{product_key}"
+            if product_key is not None and product_key in products_left_out:
+                reason = f"its product {described} is not imported (see the conflict on it)"
+                report.add("membership", "skipped", where, reason)
+            else:
+                reason = f"its product {described} is not a membership product read from Odoo"
+                report.add("membership", "conflict", where, reason)
+            continue
+
+        try:
+            line = _prepare_line(raw, odoo_id, partner_id, product)
+        except RecordError as error:
+            report.add("membership", "conflict", where, str(error))
+            continue
+        partners[partner_id].lines.append(line)
+
+
+def prepare(data: OdooData, report: ImportReport) -> Prepared:
+    """Parse and link the source's records, reporting every record that cannot be used."""
+    products, products_left_out = _prepare_products(data, report)
+    partners, partners_left_out = _prepare_partners(data, report)
+    _attach_lines(data, products, products_left_out, partners, partners_left_out, report)
+    for partner in partners.values():
+        partner.lines.sort(key=lambda line: (line.start, line.odoo_id))
+    return Prepared(
+        products=list(products.values()),
+        partners=sorted(partners.values(), key=lambda partner: partner.odoo_id),
+    )
