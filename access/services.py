@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 from members import services as members_services
 from members.models import Member, Membership
 
+from . import emails
 from .backends import get_backend
 from .backends.base import AccessBackendError
 from .models import AccessEvent, AccessKey
@@ -132,10 +133,11 @@ def _apply(
     actor: AbstractBaseUser | None,
     reason: str,
     extra_fields: dict | None = None,
-) -> bool:
-    """Save the key's new status and wanted state with an event, and return whether it changed.
+) -> AccessEvent | None:
+    """Save the key's new status and wanted state with an event, and return that event.
 
-    Must run inside the caller's transaction, on a key locked with select_for_update.
+    Returns None, and records nothing, when nothing changed. Must run inside the caller's
+    transaction, on a key locked with select_for_update.
     """
     extra_fields = extra_fields or {}
     changed = (
@@ -144,7 +146,7 @@ def _apply(
         or any(getattr(key, name) != value for name, value in extra_fields.items())
     )
     if not changed:
-        return False
+        return None
 
     event = AccessEvent(
         key=key,
@@ -182,7 +184,7 @@ def _apply(
         getattr(actor, "pk", None),
         reason,
     )
-    return True
+    return event
 
 
 def _lock(key: AccessKey) -> AccessKey:
@@ -215,7 +217,7 @@ def normalize_key_number(number: str) -> str:
 def issue_key(
     *, member: Member, number: str, kind: str, actor: AbstractBaseUser | None
 ) -> AccessKey:
-    """Issue a key with `number` to a member who has a current membership.
+    """Issue a key with `number` to a member who has a current membership, and email them.
 
     Raises AccessError when the number is empty, when another key that was not returned
     has the same number (ignoring case), or when the member has no current membership.
@@ -271,6 +273,7 @@ def issue_key(
             reason=f"issued; {reason}",
         )
         queue_reconcile(key.pk)
+        emails.queue_key_issued(key)
 
     logger.info(
         "Access key %s (%s) issued to member %s by user %s, wanted %s",
@@ -321,7 +324,8 @@ def mark_key_returned(*, key: AccessKey, actor: AbstractBaseUser | None) -> Acce
 
 def suspend_key(*, key: AccessKey, actor: AbstractBaseUser | None, reason: str) -> AccessKey:
     """Suspend a key by staff decision; it stays suspended until `restore_key`, whatever
-    the payments do. `reason` is required and shown in the key's history."""
+    the payments do. `reason` is required and shown in the key's history. The member is
+    told by email that the key is suspended, without the reason."""
     reason = reason.strip()
     if not reason:
         raise AccessError(_("Give a reason for suspending the key."))
@@ -339,7 +343,7 @@ def suspend_key(*, key: AccessKey, actor: AbstractBaseUser | None, reason: str) 
             key, current_membership(key.member_id), members_services.local_today()
         )
         key.staff_hold = False  # reset so that _apply detects the change
-        _apply(
+        event = _apply(
             key=key,
             status=status,
             wanted=wanted,
@@ -348,6 +352,7 @@ def suspend_key(*, key: AccessKey, actor: AbstractBaseUser | None, reason: str) 
             reason=computed_reason,
             extra_fields={"staff_hold": True, "staff_hold_reason": reason},
         )
+        emails.queue_key_suspended(key, event)
     return key
 
 

@@ -312,6 +312,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute="*/15"),
     },
     "sweep-outbox": {"task": "outbox.tasks.sweep_outbox", "schedule": crontab(minute="*/5")},
+    "queue-commitment-reminders": {
+        "task": "billing.tasks.queue_commitment_reminders",
+        "schedule": crontab(hour=9, minute=0),
+    },
 }
 
 # Billing. The fake gateway (a local pay page) is the default, so the portal runs with
