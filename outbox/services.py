@@ -16,6 +16,7 @@ clients that drop duplicates by Message-ID show it once.
 import datetime
 import json
 import logging
+import math
 import smtplib
 import uuid
 from dataclasses import dataclass
@@ -210,9 +211,7 @@ def deliver_email(*, email_id: int) -> Delivery:
         )
     )
     if not claimed:
-        current = OutboxEmail.objects.filter(pk=email_id).values_list("status", flat=True).first()
-        logger.info("Email %s not sent by this task: it is %s", email_id, current or "missing")
-        return Delivery(email_id=email_id, status=current or "missing")
+        return _not_claimed(email_id=email_id, now=now)
 
     email = OutboxEmail.objects.get(pk=email_id)
     logger.info("Sending email %s (%s), attempt %s", email.pk, email.template, email.attempts)
@@ -236,6 +235,27 @@ def deliver_email(*, email_id: int) -> Delivery:
         return _record_failure(email=email, token=token, error=error, temporary=temporary)
 
     return _record_sent(email=email, token=token)
+
+
+def _not_claimed(*, email_id: int, now: datetime.datetime) -> Delivery:
+    """Return what a task that found the row sent, failed, claimed or not yet due does next.
+
+    A retry task may run a moment before the row's next attempt is due (the broker's
+    timer and the database clock differ), so a queued row that is not due yet gets a new
+    countdown for the rest of the wait instead of waiting for the sweep.
+    """
+    row = OutboxEmail.objects.filter(pk=email_id).values("status", "next_attempt_at").first()
+    if row is None:
+        logger.warning("Email %s to send no longer exists", email_id)
+        return Delivery(email_id=email_id, status="missing")
+    status = row["status"]
+    if status == Status.QUEUED:
+        wait = max(math.ceil((row["next_attempt_at"] - now).total_seconds()), 1)
+        logger.info("Email %s is not due for %s seconds", email_id, wait)
+        retry_in = wait if wait <= settings.CPR_OUTBOX_MAX_COUNTDOWN_SECONDS else None
+        return Delivery(email_id=email_id, status=status, retry_in=retry_in)
+    logger.info("Email %s not sent by this task: it is %s", email_id, status)
+    return Delivery(email_id=email_id, status=status)
 
 
 def build_message(email: OutboxEmail) -> EmailMultiAlternatives:
