@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 from members import services as members_services
 from members.models import Member, Membership
 
+from . import emails
 from .backends import get_backend
 from .backends.base import AccessBackendError
 from .models import AccessEvent, AccessKey
@@ -133,12 +134,13 @@ def _apply(
     reason: str,
     extra_fields: dict | None = None,
     queue_sync: bool = True,
-) -> bool:
-    """Save the key's new status and wanted state with an event, and return whether it changed.
+) -> AccessEvent | None:
+    """Save the key's new status and wanted state with an event, and return that event.
 
-    Must run inside the caller's transaction, on a key locked with select_for_update.
-    With `queue_sync=False` no reconcile is queued: the key stays pending until the
-    periodic reconcile or "Sync now" pushes it.
+    Returns None, and records nothing, when nothing changed. Must run inside the caller's
+    transaction, on a key locked with select_for_update. With `queue_sync=False` no
+    reconcile is queued: the key stays pending until the periodic reconcile or "Sync now"
+    pushes it.
     """
     extra_fields = extra_fields or {}
     changed = (
@@ -147,7 +149,7 @@ def _apply(
         or any(getattr(key, name) != value for name, value in extra_fields.items())
     )
     if not changed:
-        return False
+        return None
 
     event = AccessEvent(
         key=key,
@@ -186,7 +188,7 @@ def _apply(
         getattr(actor, "pk", None),
         reason,
     )
-    return True
+    return event
 
 
 def _lock(key: AccessKey) -> AccessKey:
@@ -225,13 +227,14 @@ def issue_key(
     event_note: str = "issued",
     queue_sync: bool = True,
 ) -> AccessKey:
-    """Issue a key with `number` to a member who has a current membership.
+    """Issue a key with `number` to a member who has a current membership, and email them.
 
     Raises AccessError when the number is empty, when another key that was not returned
     has the same number (ignoring case), or when the member has no current membership.
     `event_note` starts the reason of the key's first event. With `queue_sync=False` the
-    key is only recorded: it stays pending and no reconcile is queued, so the lock system
-    is not called until the periodic reconcile or "Sync now" pushes it.
+    key is only recorded, as an import does: it stays pending, no reconcile is queued (the
+    lock system is not called until the periodic reconcile or "Sync now" pushes it), and
+    the member gets no email.
     """
     number = normalize_key_number(number)
     if not number:
@@ -285,6 +288,7 @@ def issue_key(
         )
         if queue_sync:
             queue_reconcile(key.pk)
+            emails.queue_key_issued(key)
 
     logger.info(
         "Access key %s (%s) issued to member %s by user %s, wanted %s",
@@ -335,7 +339,8 @@ def mark_key_returned(*, key: AccessKey, actor: AbstractBaseUser | None) -> Acce
 
 def suspend_key(*, key: AccessKey, actor: AbstractBaseUser | None, reason: str) -> AccessKey:
     """Suspend a key by staff decision; it stays suspended until `restore_key`, whatever
-    the payments do. `reason` is required and shown in the key's history."""
+    the payments do. `reason` is required and shown in the key's history. The member is
+    told by email that the key is suspended, without the reason."""
     reason = reason.strip()
     if not reason:
         raise AccessError(_("Give a reason for suspending the key."))
@@ -353,7 +358,7 @@ def suspend_key(*, key: AccessKey, actor: AbstractBaseUser | None, reason: str) 
             key, current_membership(key.member_id), members_services.local_today()
         )
         key.staff_hold = False  # reset so that _apply detects the change
-        _apply(
+        event = _apply(
             key=key,
             status=status,
             wanted=wanted,
@@ -362,6 +367,7 @@ def suspend_key(*, key: AccessKey, actor: AbstractBaseUser | None, reason: str) 
             reason=computed_reason,
             extra_fields={"staff_hold": True, "staff_hold_reason": reason},
         )
+        emails.queue_key_suspended(key, event)
     return key
 
 

@@ -24,10 +24,13 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from members import emails as members_emails
 from members import services as members_services
 from members.models import Member, Membership, Plan
 from members.periods import BillingPeriod, billing_period, period_containing
+from outbox.models import OutboxEmail
 
+from . import emails
 from .credit import (
     adjust_credit,
     expire_credit,
@@ -58,6 +61,7 @@ __all__ = [
     "adjust_credit",
     "apply_gateway_event",
     "apply_term_ends",
+    "queue_commitment_reminders",
     "cancel_membership_with_gateway",
     "expire_credit",
     "grant_period_credit",
@@ -77,6 +81,8 @@ logger = logging.getLogger(__name__)
 
 State = Membership.State
 MANUAL_METHODS = frozenset(Payment.Method.values) - {Payment.Method.GATEWAY}
+# Days before the commitment end when members get a reminder email.
+COMMITMENT_REMINDER_DAYS = 30
 # A processed or ignored event is final; processing it again changes nothing.
 FINAL_EVENT_STATUSES = (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED)
 
@@ -413,8 +419,9 @@ def _settle_invoice(
 ) -> Payment:
     """Record a payment of `invoice`, mark it paid, grant its credit and move the membership.
 
-    The caller holds the membership's row lock. A gateway payment already recorded under the
-    same reference is returned as it is, with nothing else changed.
+    The member gets a receipt by email. The caller holds the membership's row lock. A
+    gateway payment already recorded under the same reference is returned as it is, with
+    nothing else changed.
     """
     if method == Payment.Method.GATEWAY:
         existing = Payment.objects.filter(
@@ -463,6 +470,7 @@ def _settle_invoice(
         )
 
     grant_period_credit(invoice=invoice)
+    emails.queue_payment_received(payment=payment, invoice=invoice, membership=membership)
     _move_membership_after_payment(membership=membership, invoice=invoice, actor=actor)
     return payment
 
@@ -536,6 +544,7 @@ def _apply_payment_succeeded(event: PaymentSucceeded, gateway: str) -> None:
 def _apply_payment_failed(event: PaymentFailed, gateway: str) -> None:
     """Open the period's invoice and mark an active membership past due with a grace date.
 
+    The member gets an email with the grace date and where to pay.
     Stale failures change no state: one for a period whose invoice is paid, or for a period
     older than the latest paid one. A past-due membership keeps its first grace date.
     """
@@ -581,6 +590,7 @@ def _apply_payment_failed(event: PaymentFailed, gateway: str) -> None:
         reason=event.failure_message,
         grace_until=grace_until,
     )
+    emails.queue_payment_failed(membership=membership, invoice=invoice, grace_until=grace_until)
 
 
 def record_manual_payment(
@@ -1060,6 +1070,44 @@ def _apply_term_end(*, membership: Membership, today: datetime.date) -> Membersh
         while membership.commitment_end <= today:
             membership = members_services.renew_membership(membership=membership)
     return membership
+
+
+def queue_commitment_reminders(
+    *, today: datetime.date | None = None, days_ahead: int = COMMITMENT_REMINDER_DAYS
+) -> list[Membership]:
+    """Email members whose commitment ends within `days_ahead` days, once per commitment end.
+
+    A membership already reminded of its current commitment end is skipped, so a run that
+    was missed is caught up the next day and a repeated run sends nothing new. Pending
+    memberships have not started, so they get none. Returns the memberships reminded now.
+    """
+    today = today or _today()
+    due = (
+        Membership.objects.filter(
+            state__in=(State.ACTIVE, State.PAST_DUE, State.SUSPENDED),
+            commitment_end__gt=today,
+            commitment_end__lte=today + datetime.timedelta(days=days_ahead),
+        )
+        .select_related("member", "plan")
+        .order_by("pk")
+    )
+    by_key = {members_emails.commitment_ending_key(membership): membership for membership in due}
+    already = set(
+        OutboxEmail.objects.filter(dedupe_key__in=by_key).values_list("dedupe_key", flat=True)
+    )
+    reminded = []
+    for key, membership in by_key.items():
+        if key in already:
+            continue
+        members_emails.queue_commitment_ending(membership)
+        reminded.append(membership)
+    if reminded:
+        logger.info(
+            "Commitment reminders queued for %s membership(s): %s",
+            len(reminded),
+            [membership.pk for membership in reminded],
+        )
+    return reminded
 
 
 # --- Scheduled state changes ------------------------------------------------------------

@@ -63,6 +63,12 @@ def apply_scheduled_cancellations() -> list[int]:
 
 
 @shared_task
+def queue_commitment_reminders() -> list[int]:
+    """Email members whose commitment ends within 30 days; return the ids reminded now."""
+    return [membership.pk for membership in services.queue_commitment_reminders()]
+
+
+@shared_task
 def expire_credit() -> int:
     """Expire meeting-room credit past its date; return how many lots expired."""
     return services.expire_credit()

@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "access",
     "backup_restore",
     "odoo_import",
+    "outbox",
 ]
 
 MIDDLEWARE = [
@@ -259,6 +260,19 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Code Puerto Rico <info@c
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # The address public pages show people for questions.
 CPR_CONTACT_EMAIL = env("CPR_CONTACT_EMAIL", default=parseaddr(DEFAULT_FROM_EMAIL)[1])
+# Outbox (outbox app): staff who get a notice of each new application, and the retry
+# policy of the send task. A failed attempt waits CPR_OUTBOX_RETRY_BASE_SECONDS, doubled
+# after each further failure up to CPR_OUTBOX_RETRY_MAX_SECONDS. After
+# CPR_OUTBOX_MAX_ATTEMPTS attempts the email is marked failed for staff. A worker claims an
+# email for CPR_OUTBOX_LEASE_SECONDS while sending it. The default is longer than the SMTP
+# timeouts of one send add up to, so only a dead worker loses its claim to the sweep.
+CPR_STAFF_NOTIFY_EMAILS = env.list("CPR_STAFF_NOTIFY_EMAILS", default=[CPR_CONTACT_EMAIL])
+CPR_OUTBOX_MAX_ATTEMPTS = positive_int_env("CPR_OUTBOX_MAX_ATTEMPTS", 20)
+CPR_OUTBOX_LEASE_SECONDS = positive_int_env("CPR_OUTBOX_LEASE_SECONDS", 600)
+CPR_OUTBOX_RETRY_BASE_SECONDS = 60
+CPR_OUTBOX_RETRY_MAX_SECONDS = 3600
+# Maximum retry countdown given to the broker. The outbox sweep takes longer waits.
+CPR_OUTBOX_MAX_COUNTDOWN_SECONDS = 900
 
 # Celery: eager (tasks run inline) unless a broker is configured.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="memory://")
@@ -270,6 +284,12 @@ CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=None)
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis hands an unacknowledged task to another worker after the visibility timeout,
+# and a task with a countdown stays unacknowledged until it runs. So every countdown
+# must stay well below it: the longest are billing's 3600 s cancellation retry and the
+# outbox's CPR_OUTBOX_MAX_COUNTDOWN_SECONDS. A task of a worker that died runs again
+# after this time; the outbox and webhook sweeps recover their rows sooner.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7200}
 # Periodic jobs, run by `celery -A cpr_portal beat` in CELERY_TIMEZONE. Each job is
 # idempotent, so running hourly catches up after downtime. The minutes are staggered so
 # that the jobs do not compete for the same rows.
@@ -295,6 +315,11 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-access-keys": {
         "task": "access.tasks.reconcile_all_task",
         "schedule": crontab(minute="*/15"),
+    },
+    "sweep-outbox": {"task": "outbox.tasks.sweep_outbox", "schedule": crontab(minute="*/5")},
+    "queue-commitment-reminders": {
+        "task": "billing.tasks.queue_commitment_reminders",
+        "schedule": crontab(hour=9, minute=0),
     },
 }
 

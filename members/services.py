@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from . import emails
 from .events import membership_changed
 from .models import Member, Membership, MembershipApplication, MembershipEvent, Plan
 from .periods import add_months
@@ -105,7 +106,7 @@ def submit_application(
     ip_address: str | None = None,
     user: AbstractBaseUser | None = None,
 ) -> MembershipApplication:
-    """Store a membership application from the public form.
+    """Store a membership application from the public form, and email the applicant and staff.
 
     Raises DuplicateApplicationError when the email has an application under review or
     a current membership, and MembersError when the plan takes no applications.
@@ -134,6 +135,7 @@ def submit_application(
                 ip_address=ip_address,
                 user=user,
             )
+            emails.queue_application_received(application)
     except IntegrityError as error:
         # Two submissions raced past the check above; the partial unique index on open
         # applications per email let only one of them in.
@@ -171,7 +173,7 @@ def approve_application(
 
     The member is matched by email, ignoring case. The start date is `start_date` when
     given, otherwise the applicant's desired date, moved to today when it has passed.
-    Returns the new membership.
+    The applicant gets an email saying how to sign in and pay. Returns the new membership.
     """
     with transaction.atomic():
         application = _lock_application(application)
@@ -258,6 +260,7 @@ def approve_application(
         application.save(
             update_fields=["status", "decided_by", "decided_at", "member", "updated_at"]
         )
+        emails.queue_application_approved(application, membership)
 
     logger.info(
         "Application %s approved by user %s: member %s, membership %s starting %s",
@@ -273,7 +276,7 @@ def approve_application(
 def reject_application(
     *, application: MembershipApplication, actor: AbstractBaseUser | None, reason: str
 ) -> MembershipApplication:
-    """Reject an application; `reason` is required and kept for the record."""
+    """Reject an application and tell the applicant; `reason` is required and kept for staff."""
     reason = reason.strip()
     if not reason:
         raise MembersError(_("Give a reason for rejecting the application."))
@@ -287,6 +290,7 @@ def reject_application(
         application.save(
             update_fields=["status", "decided_by", "decided_at", "decision_reason", "updated_at"]
         )
+        emails.queue_application_rejected(application)
     logger.info("Application %s rejected by user %s", application.pk, getattr(actor, "pk", None))
     return application
 
@@ -413,10 +417,13 @@ def suspend_membership(
     cause: str = "",
     reason: str = "",
 ) -> Membership:
-    """Suspend a past-due membership whose grace period is over."""
-    return _transition(
-        membership=membership, transition="suspend", actor=actor, cause=cause, reason=reason
-    )
+    """Suspend a past-due membership whose grace period is over, and tell the member."""
+    with transaction.atomic():
+        suspended = _transition(
+            membership=membership, transition="suspend", actor=actor, cause=cause, reason=reason
+        )
+        emails.queue_membership_email(suspended, "membership_suspended")
+    return suspended
 
 
 def reinstate_membership(
@@ -426,15 +433,21 @@ def reinstate_membership(
     cause: str = "",
     reason: str = "",
 ) -> Membership:
-    """Return a past-due or suspended membership to active once payment is recorded."""
-    return _transition(
-        membership=membership,
-        transition="reinstate",
-        actor=actor,
-        cause=cause,
-        reason=reason,
-        extra_fields={"grace_until": None},
-    )
+    """Return a past-due or suspended membership to active once payment is recorded.
+
+    The member is told that the membership is active again.
+    """
+    with transaction.atomic():
+        reinstated = _transition(
+            membership=membership,
+            transition="reinstate",
+            actor=actor,
+            cause=cause,
+            reason=reason,
+            extra_fields={"grace_until": None},
+        )
+        emails.queue_membership_email(reinstated, "membership_reinstated")
+    return reinstated
 
 
 def end_membership(
@@ -498,7 +511,8 @@ def cancel_membership(
     "immediate" is cancelled today. Otherwise the cancellation is scheduled for the
     commitment end (`cancel_at`) and the state stays as it is until
     `apply_scheduled_cancellations` runs on that date. Staff may override the policy with
-    `immediately=True`, which requires a reason.
+    `immediately=True`, which requires a reason. Either way the member gets an email that
+    confirms the end date.
     """
     today = local_today()
     if immediately and not reason.strip():
@@ -520,7 +534,7 @@ def cancel_membership(
             or today >= locked.commitment_end
         )
         if takes_effect_now:
-            return _transition(
+            cancelled = _transition(
                 membership=locked,
                 transition="cancel",
                 actor=actor,
@@ -528,6 +542,8 @@ def cancel_membership(
                 reason=reason,
                 extra_fields={"end_date": max(today, locked.start_date), "cancel_at": None},
             )
+            emails.queue_cancellation_confirmed(cancelled, scheduled=False)
+            return cancelled
 
         locked.cancel_at = locked.commitment_end
         locked.save(update_fields=["cancel_at", "updated_at"])
@@ -539,6 +555,7 @@ def cancel_membership(
             cause=cause or "cancellation scheduled",
             reason=reason,
         )
+        emails.queue_cancellation_confirmed(locked, scheduled=True)
     logger.info(
         "Membership %s of member %s: cancellation scheduled for %s by user %s",
         locked.pk,

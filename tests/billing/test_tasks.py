@@ -1,11 +1,9 @@
 """Billing's Celery tasks, run eagerly and by a real worker consuming from Redis."""
 
 import datetime
-import os
 import time
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from celery.result import EagerResult
 from django.conf import settings as django_settings
 
@@ -14,7 +12,7 @@ from billing.models import GatewaySubscription, WebhookEvent
 from billing.services import apply_gateway_event, store_webhook_event, terminate_membership_early
 from members.models import Membership
 from tests.billing.stub_gateway import event_payload
-from tests.conftest import REDIS_TEST_URL
+from tests.celery_worker import redis_app, running_worker, worker_queue_name
 from tests.factories import MembershipFactory
 from tests.factories.billing import checkout_completed, payment_succeeded
 
@@ -53,34 +51,9 @@ def test_beat_schedule_names_tasks():
 
 @pytest.fixture
 def redis_worker(stub_gateway):
-    """Start a worker thread consuming from Redis, and make `.delay()` publish there.
-
-    A separate Celery app, made current for the test, carries the Redis settings, so the
-    project's eager app keeps its cached broker pool and result backend untouched. Each
-    pytest-xdist process gets its own queue, emptied first, so that no worker runs a task
-    published against another process's test database.
-    """
-    from celery import Celery
-
-    from cpr_portal.celery import app as project_app
-
-    queue = f"cpr-portal-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    app = Celery("cpr_portal_redis_test", set_as_current=False)
-    app.config_from_object("django.conf:settings", namespace="CELERY")
-    app.conf.update(
-        broker_url=REDIS_TEST_URL,
-        result_backend=REDIS_TEST_URL,
-        task_always_eager=False,
-        task_default_queue=queue,
-    )
-    app.control.purge()
-    app.set_current()
-    try:
-        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-            yield app
-    finally:
-        project_app.set_current()
-        app.close()
+    """Start a worker thread consuming from Redis, and make `.delay()` publish there."""
+    with redis_app(worker_queue_name()) as app, running_worker(app):
+        yield app
 
 
 @pytest.mark.redis

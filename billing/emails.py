@@ -1,0 +1,59 @@
+"""Emails of billing, queued in the outbox within the caller's transaction.
+
+Gateway events can arrive twice; the dedupe keys name the payment or the invoice, so a
+replayed event queues nothing new.
+"""
+
+import datetime
+
+from django.utils import timezone
+
+from members.models import Membership
+from outbox.services import queue_email
+
+from .models import Invoice, Payment
+
+
+def queue_payment_received(*, payment: Payment, invoice: Invoice, membership: Membership) -> None:
+    """Send the member a receipt: amount, method, date and the period the payment covers."""
+    member = membership.member
+    queue_email(
+        recipient=member.email,
+        template="payment_received",
+        context={
+            "payment_id": payment.pk,
+            "invoice_id": invoice.pk,
+            "membership_id": membership.pk,
+            "first_name": member.first_name,
+            "plan_name": membership.plan.name,
+            "amount": payment.amount,
+            # The label in the language of the email, which is the active one.
+            "method": str(Payment.Method(payment.method).label),
+            "received_on": timezone.localdate(payment.received_at),
+            "period_start": invoice.period_start,
+            "period_end": invoice.period_end,
+        },
+        dedupe_key=f"payment_received:payment:{payment.pk}",
+    )
+
+
+def queue_payment_failed(
+    *, membership: Membership, invoice: Invoice, grace_until: datetime.date
+) -> None:
+    """Tell the member a payment failed, until when access continues, and where to pay."""
+    member = membership.member
+    queue_email(
+        recipient=member.email,
+        template="payment_failed",
+        context={
+            "invoice_id": invoice.pk,
+            "membership_id": membership.pk,
+            "first_name": member.first_name,
+            "plan_name": membership.plan.name,
+            "amount": invoice.amount,
+            "period_start": invoice.period_start,
+            "period_end": invoice.period_end,
+            "grace_until": grace_until,
+        },
+        dedupe_key=f"payment_failed:invoice:{invoice.pk}",
+    )

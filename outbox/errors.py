@@ -1,0 +1,2 @@
+class OutboxError(Exception):
+    """An email cannot be queued or sent again. The message names the value and the fix."""
