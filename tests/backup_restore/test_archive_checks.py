@@ -159,7 +159,7 @@ def test_restore_archive_newer_than_code(make_archive, existing_data):
 
     migrations = current_migrations()
     migrations["members"].append("0099_from_the_future")
-    migrations["outbox"] = ["0001_initial"]
+    migrations["from_the_future"] = ["0001_initial"]
     archive = make_archive(manifest_changes={"migrations": migrations, "portal_version": "9.0.0"})
     before = existing_data()
 
@@ -167,7 +167,7 @@ def test_restore_archive_newer_than_code(make_archive, existing_data):
 
     assert "is newer than this code" in message
     assert "members.0099_from_the_future" in message
-    assert "outbox.0001_initial" in message
+    assert "from_the_future.0001_initial" in message
     assert "portal 9.0.0" in message
     assert existing_data() == before
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 from access.models import AccessEvent, AccessKey
 from billing.models import CreditEntry, GatewayCustomer, GatewaySubscription, Invoice, Payment
 from members.models import Member, Membership, MembershipEvent
+from outbox.models import OutboxEmail
 
 from . import (
     ApplicationFactory,
@@ -120,6 +121,18 @@ def fill_every_model() -> None:
         actor=staff,
         to_status=AccessKey.Status.ACTIVE,
         reason="Issued at the front desk",
+    )
+
+    OutboxEmail.objects.create(
+        recipient=member.email,
+        template="payment_received",
+        context={"member_name": "Ana Núñez", "amount": "250.00", "note": 'comillas "dobles"'},
+        language="es",
+        status=OutboxEmail.Status.SENT,
+        attempts=1,
+        sent_at=timezone.now(),
+        message_id="<outbox-1@portal.code.pr>",
+        dedupe_key="payment_received:payment:1",
     )
 
     LogEntry.objects.log_actions(
