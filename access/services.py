@@ -13,6 +13,7 @@ backend.
 import datetime
 import logging
 import unicodedata
+from collections.abc import Collection
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -407,14 +408,20 @@ def restore_key(*, key: AccessKey, actor: AbstractBaseUser | None, reason: str =
 
 
 def refresh_member_keys(
-    *, member_id: int, cause: str, queue_sync: bool = True, reason_prefix: str = ""
+    *,
+    member_id: int,
+    cause: str,
+    queue_sync: bool = True,
+    reason_prefix: str = "",
+    key_ids: Collection[int] | None = None,
 ) -> list[AccessKey]:
     """Recompute the wanted state of the member's keys from their current membership.
 
     `cause` is an `AccessEvent.Cause` value (payment, schedule, staff). Returns the keys
     whose status or wanted state changed; each gets an event naming the membership state,
     after `reason_prefix` when one is given. With `queue_sync=False` the changed keys are
-    left pending and no reconcile is queued, so the lock system is not called.
+    left pending and no reconcile is queued, so the lock system is not called. With
+    `key_ids`, only those keys of the member are recomputed.
     """
     if cause not in Cause.values:
         raise AccessError(
@@ -426,6 +433,8 @@ def refresh_member_keys(
         membership = current_membership(member_id)
         today = members_services.local_today()
         keys = AccessKey.objects.select_for_update().filter(member_id=member_id).order_by("pk")
+        if key_ids is not None:
+            keys = keys.filter(pk__in=key_ids)
         for key in keys:
             status, wanted, reason = wanted_state_for(key, membership, today)
             if _apply(

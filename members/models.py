@@ -15,6 +15,20 @@ from django.utils.translation import gettext_lazy as _
 ZERO = Decimal("0.00")
 
 
+def odoo_imported_field() -> models.JSONField:
+    """Return the field in which the Odoo import records the values it wrote to a row."""
+    return models.JSONField(
+        _("values from Odoo"),
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "What the Odoo import last wrote to each field. A later import changes a field "
+            "only while it still holds that value, so changes made in the portal stay."
+        ),
+    )
+
+
 class Plan(models.Model):
     """A membership offer with its monthly price, contract length and included credit."""
 
@@ -79,6 +93,16 @@ class Plan(models.Model):
         _("active"), default=True, help_text=_("Inactive plans take no new members.")
     )
     stripe_price_id = models.CharField(_("Stripe price id"), max_length=100, blank=True)
+    odoo_product_id = models.PositiveIntegerField(
+        _("Odoo product id"),
+        null=True,
+        blank=True,
+        unique=True,
+        help_text=_(
+            "The membership product (product.product) of Odoo that the import maps to this "
+            "plan, so that renaming the plan or the product keeps them together."
+        ),
+    )
     sort_order = models.PositiveSmallIntegerField(_("sort order"), default=0)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -140,6 +164,7 @@ class Member(models.Model):
         unique=True,
         help_text=_("The res.partner record this member was imported from, if any."),
     )
+    odoo_imported = odoo_imported_field()
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -320,6 +345,7 @@ class Membership(models.Model):
             "line, or the contact for a free membership."
         ),
     )
+    odoo_imported = odoo_imported_field()
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

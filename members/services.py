@@ -324,8 +324,12 @@ def _transition(
     cause: str,
     reason: str,
     extra_fields: dict | None = None,
+    announce: bool = True,
 ) -> Membership:
-    """Move a membership along one edge of the state machine, under a row lock."""
+    """Move a membership along one edge of the state machine, under a row lock.
+
+    With `announce=False`, `membership_changed` is not sent, so no key sync is queued.
+    """
     allowed_from, target = TRANSITIONS[transition]
     with transaction.atomic():
         locked = Membership.objects.select_for_update().get(pk=membership.pk)
@@ -360,9 +364,10 @@ def _transition(
             reason=reason,
         )
         membership_id = locked.pk
-        transaction.on_commit(
-            lambda: membership_changed.send(sender=Membership, membership_id=membership_id)
-        )
+        if announce:
+            transaction.on_commit(
+                lambda: membership_changed.send(sender=Membership, membership_id=membership_id)
+            )
     logger.info(
         "Membership %s of member %s moved %s -> %s by user %s (%s)",
         locked.pk,
@@ -373,6 +378,50 @@ def _transition(
         cause or "staff",
     )
     return locked
+
+
+def transition_to(from_state: str, to_state: str) -> str | None:
+    """Return the name of the transition from `from_state` to `to_state`, or None if none."""
+    for name, (allowed_from, target) in TRANSITIONS.items():
+        if target == to_state and from_state in allowed_from:
+            return name
+    return None
+
+
+def record_imported_state(
+    *,
+    membership: Membership,
+    state: str,
+    cause: str,
+    reason: str,
+    extra_fields: dict | None = None,
+) -> Membership:
+    """Move a membership to `state` for a data import, along an edge of the state machine.
+
+    The lock, the check and the event are those of the lifecycle services, but nothing is
+    announced and no email is queued: an import recomputes the member's keys itself and
+    leaves them for the periodic reconcile. `extra_fields` are saved with the state.
+    Raises IllegalTransitionError when no edge leads from the current state to `state`.
+    """
+    transition = transition_to(membership.state, state)
+    if transition is None:
+        raise IllegalTransitionError(
+            _("Cannot move membership %(id)s from %(current)s to %(target)s.")
+            % {
+                "id": membership.pk,
+                "current": membership.get_state_display(),
+                "target": State(state).label,
+            }
+        )
+    return _transition(
+        membership=membership,
+        transition=transition,
+        actor=None,
+        cause=cause,
+        reason=reason,
+        extra_fields=extra_fields,
+        announce=False,
+    )
 
 
 def activate_membership(

@@ -22,7 +22,7 @@ class PlanAdmin(admin.ModelAdmin):
     list_filter = ("is_public", "is_active")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("odoo_product_id", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("name", "slug", "summary", "description", "sort_order")}),
         (
@@ -45,5 +45,5 @@ class PlanAdmin(admin.ModelAdmin):
             },
         ),
         (gettext_lazy("Availability"), {"fields": ("is_public", "is_active")}),
-        (gettext_lazy("Record"), {"fields": ("created_at", "updated_at")}),
+        (gettext_lazy("Record"), {"fields": ("odoo_product_id", "created_at", "updated_at")}),
     )
