@@ -165,6 +165,18 @@ def many2one_name(value) -> str:
     return clean_text(value)
 
 
+INTERNAL_REFERENCE = re.compile(r"^\[[^\]]*\]\s*")
+
+
+def product_name(name: str) -> str:
+    """Return a product's name without the internal reference that Odoo shows before it.
+
+    Odoo displays a product with an internal reference as "[DD] Dedicated Desk", and a
+    plain export of the membership lines writes that display name.
+    """
+    return INTERNAL_REFERENCE.sub("", name, count=1) or name
+
+
 def split_name(name: str) -> tuple[str, str]:
     """Split a contact's name into first and last name.
 

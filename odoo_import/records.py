@@ -128,6 +128,8 @@ class Partner:
     start_date: datetime.date | None
     access_key: str
     lines: list[Line] = field(default_factory=list)
+    # The lines of this contact that were reported and left out.
+    left_out_lines: list[str] = field(default_factory=list)
 
     @property
     def ref(self) -> str:
@@ -313,12 +315,17 @@ def _prepare_partners(data: OdooData, report: ImportReport) -> tuple[dict, set]:
 
 
 def _find_product(raw: dict, products: dict) -> Product | None:
+    """Find the line's product by id, else by name, with or without its internal reference."""
     key = parsing.parse_record_id(raw.get("product"), "product_product")
     if key in products:
         return products[key]
-    name = parsing.many2one_name(raw.get("product_name")).lower()
+    name = parsing.product_name(parsing.many2one_name(raw.get("product_name"))).lower()
     if name:
-        named = [product for product in products.values() if product.name.lower() == name]
+        named = [
+            product
+            for product in products.values()
+            if parsing.product_name(product.name).lower() == name
+        ]
         if len(named) == 1:
             return named[0]
     return None
@@ -410,12 +417,14 @@ def _attach_lines(
             else:
                 reason = f"its product {described} is not a membership product read from Odoo"
                 report.add("membership", "conflict", where, reason)
+            partners[partner_id].left_out_lines.append(where)
             continue
 
         try:
             line = _prepare_line(raw, odoo_id, partner_id, product)
         except RecordError as error:
             report.add("membership", "conflict", where, str(error))
+            partners[partner_id].left_out_lines.append(where)
             continue
         partners[partner_id].lines.append(line)
 

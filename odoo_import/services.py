@@ -3,14 +3,18 @@
 `run_import` takes the records of a source and brings them into the portal. It sends no
 email, makes no payment gateway call and no lock system call:
 
-- memberships are written as rows with their `MembershipEvent`, not through the lifecycle
-  services, so `members.events.membership_changed` (which makes the access app sync
-  keys) is never sent;
+- memberships are created as rows with their `MembershipEvent`, and their later state
+  changes go through `members.services.record_imported_state`, which allows only the
+  moves of the state machine and does not send `members.events.membership_changed`
+  (which makes the access app sync keys);
 - access keys are issued and recomputed with `queue_sync=False`, so they stay pending
   and the periodic reconcile pushes them to the lock system later.
 
 Every row written remembers its Odoo record (`Member.odoo_partner_id`,
-`Membership.odoo_ref`), so a second run finds it again and updates only what changed.
+`Membership.odoo_ref`, `Plan.odoo_product_id`) and, in `odoo_imported`, the values the
+import wrote to it. A later run writes a field only when Odoo's value differs from that
+record and the portal still contains the recorded value. A field changed in the portal since
+then is kept, and reported as a skip.
 """
 
 import datetime
@@ -20,6 +24,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.conf import settings
 from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -28,19 +33,35 @@ from access import services as access_services
 from access.models import AccessEvent, AccessKey
 from members import services as members_services
 from members.models import Member, Membership, MembershipEvent, Plan
-from members.periods import add_months
 
-from .parsing import months_covered
-from .records import ImportReport, Line, Outcome, Partner, Product, prepare
+from .mapping import (
+    MEMBERSHIP_FIELDS,
+    RANK_ACTIVE,
+    State,
+    Target,
+    choose_current,
+    describe,
+    free_target,
+    line_target,
+    stored,
+)
+from .records import ImportReport, Outcome, Partner, Product, prepare
 from .sources import OdooData
 
 logger = logging.getLogger(__name__)
 
-State = Membership.State
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
 IMPORT_CAUSE = "imported from Odoo"
 UPDATE_CAUSE = "updated from Odoo"
+KEPT = "kept portal change"
+
+# The member fields the import writes, and records in `odoo_imported`.
+MEMBER_FIELDS = ("first_name", "last_name", "email", "phone", "company", "member_since")
+# Fields that the portal sets together with the state: while the portal's state differs
+# from the imported one, Odoo does not change them either.
+STATE_FIELDS = ("end_date", "cancel_at")
+MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -77,7 +98,7 @@ def run_import(
         plans = import_plans(products=prepared.products, report=report)
         context = _Context(
             plans=plans,
-            plans_by_name=_plans_by_name(),
+            plans_by_name=_plans_by_name(prepared.products, plans),
             today=members_services.local_today(),
             now=timezone.now(),
             key_kind=options.key_kind,
@@ -101,14 +122,49 @@ def run_import(
     return report
 
 
+# --- Recorded values ----------------------------------------------------------------------
+
+
+def _merge(
+    names: tuple[str, ...], portal: dict, odoo: dict, recorded: dict, *, hold: tuple = ()
+) -> tuple[list[str], list[str], dict]:
+    """Decide, field by field, what a run writes over a row it imported before.
+
+    `portal`, `odoo` and `recorded` hold stored values: the row's, Odoo's now, and what
+    the import wrote last time. A field missing from `odoo` is left alone. A field that
+    Odoo changed is written while the portal still contains the recorded value (or nothing
+    was recorded); otherwise it is kept, as are the fields in `hold` that Odoo changed.
+    Returns the fields to write, the fields kept, and the values to record.
+    """
+    write, kept, new_record = [], [], dict(recorded)
+    for name in names:
+        if name not in odoo:
+            continue
+        new, current, old = odoo[name], portal[name], recorded.get(name, MISSING)
+        if new == old:
+            continue
+        if current == new:
+            new_record[name] = new
+        elif name in hold or (old is not MISSING and current != old):
+            kept.append(name)
+        else:
+            write.append(name)
+            new_record[name] = new
+    return write, kept, new_record
+
+
 # --- Plans --------------------------------------------------------------------------------
 
 
-def _plans_by_name() -> dict[str, Plan]:
-    plans: dict[str, Plan] = {}
+def _plans_by_name(products: list[Product], plans: dict) -> dict[str, Plan]:
+    """Return the plans by lower-case name: their own names, then their products' names."""
+    by_name: dict[str, Plan] = {}
     for plan in Plan.objects.order_by("pk"):
-        plans.setdefault(plan.name.strip().lower(), plan)
-    return plans
+        by_name.setdefault(plan.name.strip().lower(), plan)
+    for product in products:
+        if product.key in plans:
+            by_name.setdefault(product.name.lower(), plans[product.key])
+    return by_name
 
 
 def _unique_slug(name: str) -> str:
@@ -122,24 +178,49 @@ def _unique_slug(name: str) -> str:
 
 
 def import_plans(*, products: list[Product], report: ImportReport) -> dict:
-    """Match each membership product to a plan by name (ignoring case), or create the plan.
+    """Find the plan of each membership product, or create it.
 
-    A created plan is inactive and not public, for staff to review. Its monthly price is
-    the product's list price divided by the months of the product's membership period, or
-    the list price itself when the product has no period. It includes no meeting-room
-    credit.
+    A plan is found by the product's Odoo id, which it keeps, so that renaming the plan
+    or the product changes nothing. Without one, a plan with the product's name
+    (ignoring case) is linked to the product. A created plan is inactive and not public,
+    for staff to review. Its monthly price is the product's list price divided by the
+    months of the product's membership period, or the list price itself when the
+    product has no period. It includes no meeting-room credit.
     Returns the plans by product id.
     """
     plans: dict = {}
     with transaction.atomic():
-        by_name = _plans_by_name()
+        linked = {plan.odoo_product_id: plan for plan in Plan.objects.exclude(odoo_product_id=None)}
+        by_name: dict[str, Plan] = {}
+        for plan in Plan.objects.order_by("pk"):
+            by_name.setdefault(plan.name.strip().lower(), plan)
         for product in products:
+            odoo_id = product.key if isinstance(product.key, int) else None
+            plan = linked.get(odoo_id) if odoo_id is not None else None
+            if plan is not None:
+                plans[product.key] = plan
+                detail = f"plan {plan.pk} {plan.name!r}"
+                if plan.name.strip().lower() != product.name.lower():
+                    detail += f" (Odoo names the product {product.name!r})"
+                report.add("plan", "unchanged", product.ref, detail)
+                continue
             plan = by_name.get(product.name.lower())
             if plan is not None:
                 plans[product.key] = plan
-                report.add(
-                    "plan", "unchanged", product.ref, f"matches plan {plan.pk} {plan.name!r}"
-                )
+                if odoo_id is not None and plan.odoo_product_id is None:
+                    plan.odoo_product_id = odoo_id
+                    plan.save(update_fields=["odoo_product_id", "updated_at"])
+                    linked[odoo_id] = plan
+                    report.add(
+                        "plan",
+                        "updated",
+                        product.ref,
+                        f"plan {plan.pk} {plan.name!r} has the product's name; linked to it",
+                    )
+                else:
+                    report.add(
+                        "plan", "unchanged", product.ref, f"matches plan {plan.pk} {plan.name!r}"
+                    )
                 continue
             months = product.months or Plan._meta.get_field("contract_months").default
             monthly = product.list_price
@@ -153,12 +234,15 @@ def import_plans(*, products: list[Product], report: ImportReport) -> dict:
                 included_credit=ZERO,
                 is_active=False,
                 is_public=False,
+                odoo_product_id=odoo_id,
                 description=(
                     f"Created by the Odoo import from {product.ref}. Review the price, contract "
                     "length and meeting-room credit before making it active."
                 ),
             )
             by_name[product.name.lower()] = plan
+            if odoo_id is not None:
+                linked[odoo_id] = plan
             plans[product.key] = plan
             report.add(
                 "plan",
@@ -179,6 +263,11 @@ class _Context:
     today: datetime.date
     now: datetime.datetime
     key_kind: str
+
+    @property
+    def grace_until(self) -> datetime.date:
+        """The last day of access of a membership the import makes past due."""
+        return self.today + datetime.timedelta(days=settings.CPR_GRACE_PERIOD_DAYS)
 
 
 def _import_partner_isolated(partner: Partner, context: _Context) -> list[Outcome]:
@@ -217,13 +306,44 @@ def _member_since(partner: Partner) -> datetime.date | None:
     return min(dates) if dates else None
 
 
+def _member_values(member: Member) -> dict:
+    values = {name: stored(getattr(member, name)) for name in MEMBER_FIELDS}
+    values["email"] = member.email.lower()  # letter case alone is no change
+    return values
+
+
+def _describe_kept(obj, names: list[str], odoo: dict) -> str:
+    if not names:
+        return ""
+    return f"{KEPT}: " + ", ".join(
+        f"{name} {_short(getattr(obj, name))} (Odoo now {_short(odoo[name])})" for name in names
+    )
+
+
+def _merge_outcome(entity: str, ref: str, label: str, described: str, kept: str) -> Outcome:
+    """Return the outcome of a run over a row imported before.
+
+    `described` lists the changes written and `kept` the portal changes kept. The row is
+    updated when anything was written, skipped when portal changes were only kept, and
+    otherwise unchanged.
+    """
+    if described:
+        detail = f"{label}: {described}; {kept}" if kept else f"{label}: {described}"
+        return Outcome(entity, "updated", ref, detail)
+    if kept:
+        return Outcome(entity, "skipped", ref, f"{label}: {kept}")
+    return Outcome(entity, "unchanged", ref, label)
+
+
 def _upsert_member(partner: Partner, outcomes: list[Outcome]) -> Member:
     """Find the partner's member by Odoo id, then by email ignoring case, or create one.
 
     Empty Odoo values never clear what the portal holds, and an email that differs only
-    in letter case is left as it is.
+    in letter case is left as it is. On a later run, a field changes only if Odoo
+    changed it and the portal did not (see `_merge`).
     """
     member = Member.objects.select_for_update().filter(odoo_partner_id=partner.odoo_id).first()
+    linking = False
     if member is None:
         member = Member.objects.select_for_update().filter(email__iexact=partner.email).first()
         if member is not None and member.odoo_partner_id is not None:
@@ -231,20 +351,7 @@ def _upsert_member(partner: Partner, outcomes: list[Outcome]) -> Member:
                 f"the email {partner.email} belongs to member {member.pk}, imported from "
                 f"partner {member.odoo_partner_id}; merge the two contacts in Odoo"
             )
-    elif member.email.lower() != partner.email.lower():
-        other = Member.objects.filter(email__iexact=partner.email).exclude(pk=member.pk).first()
-        if other is not None:
-            raise PartnerConflict(
-                f"the new email {partner.email} belongs to member {other.pk}; give the contact "
-                "another email in Odoo or merge the two members"
-            )
-        if member.user_id is not None:
-            # The login signs in with the member's email, so only the back office, which
-            # moves the login along, may change it.
-            raise PartnerConflict(
-                f"member {member.pk} signs in as {member.email}, and Odoo now has "
-                f"{partner.email}; change the email on the member's page in the back office"
-            )
+        linking = member is not None
 
     since = _member_since(partner)
     values = {
@@ -253,10 +360,14 @@ def _upsert_member(partner: Partner, outcomes: list[Outcome]) -> Member:
         "email": partner.email,
         "phone": partner.phone,
         "company": partner.company,
+        "member_since": since,
     }
+    odoo = {name: stored(value) for name, value in values.items() if value}
+    if "email" in odoo:
+        odoo["email"] = odoo["email"].lower()
     if member is None:
         member = Member.objects.create(
-            **values, member_since=since, odoo_partner_id=partner.odoo_id
+            **values, odoo_partner_id=partner.odoo_id, odoo_imported=odoo
         )
         outcomes.append(
             Outcome(
@@ -269,132 +380,65 @@ def _upsert_member(partner: Partner, outcomes: list[Outcome]) -> Member:
         logger.debug("Member %s created from Odoo %s", member.pk, partner.ref)
         return member
 
-    changes = {}
-    for name, value in values.items():
-        current = getattr(member, name)
-        if not value or current == value:
-            continue
-        if name == "email" and current.lower() == value.lower():
-            continue
-        changes[name] = (current, value)
-    if since is not None and (member.member_since is None or since < member.member_since):
-        changes["member_since"] = (member.member_since, since)
-    if member.odoo_partner_id != partner.odoo_id:
-        changes["odoo_partner_id"] = (member.odoo_partner_id, partner.odoo_id)
+    portal = _member_values(member)
+    write, kept, record = _merge(
+        MEMBER_FIELDS, portal, odoo, {} if linking else member.odoo_imported or {}
+    )
+    if linking and "member_since" in write and member.member_since and since > member.member_since:
+        write.remove("member_since")  # the portal knew the person earlier
+    if "email" in write:
+        _check_email_change(member, partner)
 
-    if not changes:
-        outcomes.append(Outcome("member", "unchanged", partner.ref, f"member {member.pk}"))
-        return member
-    for name, (_old, new) in changes.items():
-        setattr(member, name, new)
-    member.save(update_fields=[*changes, "updated_at"])
+    changes = {name: (getattr(member, name), values[name]) for name in write}
+    fields = list(write)
+    for name in write:
+        setattr(member, name, values[name])
+    if linking:
+        member.odoo_partner_id = partner.odoo_id
+        fields.append("odoo_partner_id")
+    if record != member.odoo_imported:
+        member.odoo_imported = record
+        fields.append("odoo_imported")
+    if fields:
+        member.save(update_fields=[*fields, "updated_at"])
+
     described = ", ".join(f"{name} {old!r} → {new!r}" for name, (old, new) in changes.items())
-    if "odoo_partner_id" in changes and changes["odoo_partner_id"][0] is None:
-        described = f"linked by email; {described}"
-    outcomes.append(Outcome("member", "updated", partner.ref, f"member {member.pk}: {described}"))
-    logger.debug("Member %s updated from Odoo %s: %s", member.pk, partner.ref, ", ".join(changes))
+    if linking:
+        described = f"linked by email; {described or 'no field changed'}"
+    outcome = _merge_outcome(
+        "member",
+        partner.ref,
+        f"member {member.pk}",
+        described,
+        _describe_kept(member, kept, values),
+    )
+    outcomes.append(outcome)
+    if outcome.verb == "updated":
+        logger.debug("Member %s updated from Odoo %s: %s", member.pk, partner.ref, described)
     return member
+
+
+def _check_email_change(member: Member, partner: Partner) -> None:
+    other = Member.objects.filter(email__iexact=partner.email).exclude(pk=member.pk).first()
+    if other is not None:
+        raise PartnerConflict(
+            f"the new email {partner.email} belongs to member {other.pk}; give the contact "
+            "another email in Odoo or merge the two members"
+        )
+    if member.user_id is not None:
+        # The login signs in with the member's email, so only the back office, which
+        # moves the login along, may change it.
+        raise PartnerConflict(
+            f"member {member.pk} signs in as {member.email}, and Odoo now has "
+            f"{partner.email}; change the email on the member's page in the back office"
+        )
 
 
 # --- Memberships --------------------------------------------------------------------------
 
-# Ranks of the memberships that can be a member's current one; the lowest rank wins.
-RANK_ACTIVE = 0  # paid, and its period covers today
-RANK_FREE = 1  # the contact is a free member in Odoo
-RANK_PAID_AHEAD = 2  # paid, and its period starts after today
-RANK_PAST_DUE = 3  # invoiced or waiting, and its start date has passed
-RANK_PENDING = 4  # invoiced or waiting, and it starts after today
 
-
-@dataclass
-class _Target:
-    """The membership row that one Odoo record should become."""
-
-    odoo_ref: str
-    ref: str
-    plan: Plan
-    state: str
-    start_date: datetime.date
-    commitment_end: datetime.date
-    contract_months: int
-    monthly_price: Decimal
-    end_date: datetime.date | None = None
-    cancel_at: datetime.date | None = None
-    rank: tuple | None = None
-    reason: str = ""
-
-    def make_history(self, today: datetime.date, reason: str) -> None:
-        """Turn a would-be current membership into history: ended if paid, else cancelled."""
-        paid = self.state == State.ACTIVE
-        self.state = State.ENDED if paid else State.CANCELLED
-        self.end_date = max(self.start_date, min(self.commitment_end, today))
-        self.cancel_at = None
-        self.rank = None
-        self.reason = f"{self.reason}; {reason}"
-
-
-def _period_text(line: Line) -> str:
-    return f"{line.start} to {line.last_day or 'open end'}"
-
-
-def _line_target(line: Line, plan: Plan, today: datetime.date) -> _Target | None:
-    """Map one Odoo line to a membership row, or return None for a line Odoo counts as none.
-
-    Paid (and free) lines are active while their period covers today, and ended after it.
-    Invoiced and waiting lines are pending before their start date, and past due from it.
-    Canceled lines, and lines whose cancel date has come, are cancelled. Old lines ended.
-    """
-    if line.last_day is not None:
-        months = months_covered(line.start, line.last_day)
-        commitment_end = line.last_day + datetime.timedelta(days=1)
-    else:
-        months = plan.contract_months
-        commitment_end = add_months(line.start, months)
-    price = ZERO if line.state == "free" else (line.price / months).quantize(CENT, ROUND_HALF_UP)
-    target = _Target(
-        odoo_ref=line.odoo_ref,
-        ref=line.ref,
-        plan=plan,
-        state=State.PENDING,
-        start_date=line.start,
-        commitment_end=commitment_end,
-        contract_months=months,
-        monthly_price=price,
-        reason=f"Odoo line {line.odoo_id}: {line.state}, {_period_text(line)}, fee {line.price}",
-    )
-    history_end = max(line.start, min(line.last_day or today, today))
-    if line.state == "canceled" or (line.cancel_date and line.cancel_date <= today):
-        target.state = State.CANCELLED
-        target.end_date = max(line.start, line.cancel_date or history_end)
-    elif line.state == "old":
-        target.state = State.ENDED
-        target.end_date = history_end
-    elif line.state in ("paid", "free"):
-        if line.last_day is not None and line.last_day < today:
-            target.state = State.ENDED
-            target.end_date = line.last_day
-        else:
-            target.state = State.ACTIVE
-            ahead = line.start > today
-            target.rank = (RANK_PAID_AHEAD if ahead else RANK_ACTIVE, -line.start.toordinal())
-    elif line.state in ("invoiced", "waiting"):
-        if line.start > today:
-            target.state = State.PENDING
-            target.rank = (RANK_PENDING, line.start.toordinal())
-        else:
-            target.state = State.PAST_DUE
-            target.rank = (RANK_PAST_DUE, -line.start.toordinal())
-    else:
-        return None
-    if target.rank is not None:
-        target.rank = (*target.rank, -line.odoo_id)
-        if line.cancel_date is not None:
-            target.cancel_at = line.cancel_date
-    return target
-
-
-def _free_target(partner: Partner, context: _Context, outcomes: list[Outcome]) -> _Target | None:
-    """Return the zero-price active membership of a free member, or None with the reason."""
+def _free_target(partner: Partner, context: _Context, outcomes: list[Outcome]) -> Target | None:
+    """Return the free membership of a free member, or None with the reason as a conflict."""
     plan = context.plans_by_name.get(partner.membership_type.lower())
     if plan is None and partner.lines:
         plan = context.plans[partner.lines[-1].product.key]
@@ -423,30 +467,7 @@ def _free_target(partner: Partner, context: _Context, outcomes: list[Outcome]) -
             )
         )
         return None
-    return _Target(
-        odoo_ref=f"res.partner,{partner.odoo_id}",
-        ref=partner.ref,
-        plan=plan,
-        state=State.ACTIVE,
-        start_date=start,
-        commitment_end=add_months(start, plan.contract_months),
-        contract_months=plan.contract_months,
-        monthly_price=ZERO,
-        rank=(RANK_FREE, -start.toordinal(), 0),
-        reason=f"Odoo partner {partner.odoo_id}: free member since {start}",
-    )
-
-
-def _describe(target: _Target) -> str:
-    text = (
-        f"{target.plan.name}, {target.state}, {target.start_date} to {target.commitment_end}, "
-        f"${target.monthly_price}/month"
-    )
-    if target.end_date:
-        text += f", ended {target.end_date}"
-    if target.cancel_at:
-        text += f", cancels {target.cancel_at}"
-    return text
+    return free_target(partner, plan, start, context.today)
 
 
 def _import_memberships(
@@ -454,13 +475,12 @@ def _import_memberships(
 ) -> bool:
     """Create or update the member's imported memberships; return whether any row changed.
 
-    At most one becomes current: the one with the lowest rank. Every other line becomes
-    history, and those rows are written first, so the database never contains two current
-    memberships of one member.
+    At most one becomes current (see `choose_current`). History rows are written first,
+    so the database never contains two current memberships of one member.
     """
-    targets: list[_Target] = []
+    targets: list[Target] = []
     for line in partner.lines:
-        target = _line_target(line, context.plans[line.product.key], context.today)
+        target = line_target(line, context.plans[line.product.key], context.today)
         if target is None:
             outcomes.append(
                 Outcome(
@@ -480,11 +500,8 @@ def _import_memberships(
         if free is not None:
             targets.append(free)
 
-    candidates = sorted((target for target in targets if target.rank), key=lambda t: t.rank)
-    current = candidates[0] if candidates else None
-    for target in candidates[1:]:
-        target.make_history(context.today, f"{current.ref} is the current membership")
-
+    current, later = choose_current(targets)
+    waiting = {id(target) for target, _reason in later}
     refs = [target.odoo_ref for target in targets] + [free_ref]
     existing = {
         row.odoo_ref: row
@@ -492,9 +509,17 @@ def _import_memberships(
     }
     changed = False
     for target in targets:
-        if target is current:
+        if target is current or id(target) in waiting:
             continue
         changed |= _write_target(member, target, existing.get(target.odoo_ref), context, outcomes)
+    for target, reason in later:
+        row = existing.get(target.odoo_ref)
+        if row is None:
+            outcomes.append(Outcome("membership", "skipped", target.ref, reason))
+            continue
+        # An earlier run imported it, as the current membership: it gives way now.
+        target.make_history(current, reason)
+        changed |= _write_target(member, target, row, context, outcomes)
 
     if current is None or current.odoo_ref != free_ref:
         changed |= _end_free_membership(existing.get(free_ref), context, outcomes)
@@ -513,7 +538,7 @@ def _import_memberships(
                     current.ref,
                     f"member {member.pk} already has current membership {blocking.pk} "
                     f"({blocking.get_state_display()}), which is not from this Odoo record, so "
-                    f"this one ({_describe(current)}) is not imported; end or cancel "
+                    f"this one ({describe(current)}) is not imported; end or cancel "
                     f"membership {blocking.pk} first",
                 )
             )
@@ -528,6 +553,12 @@ def _import_memberships(
 
 
 def _no_line_reason(partner: Partner) -> str:
+    if partner.left_out_lines:
+        refs = ", ".join(partner.left_out_lines)
+        return (
+            f"none of the contact's membership lines could be imported ({refs}; see the "
+            "report on each), so the member has no membership"
+        )
     if partner.associate_id:
         return (
             f"the contact has no membership line; Odoo gives it the membership of associate "
@@ -537,9 +568,15 @@ def _no_line_reason(partner: Partner) -> str:
     return f"the contact has no membership line (Odoo state {partner.state})"
 
 
+def _membership_values(row: Membership) -> dict:
+    values = {name: stored(getattr(row, name)) for name in MEMBERSHIP_FIELDS if name != "plan"}
+    values["plan"] = row.plan_id
+    return values
+
+
 def _write_target(
     member: Member,
-    target: _Target,
+    target: Target,
     row: Membership | None,
     context: _Context,
     outcomes: list[Outcome],
@@ -557,26 +594,15 @@ def _write_target(
         )
         return False
 
-    values = {
-        "plan": target.plan,
-        "monthly_price": target.monthly_price,
-        "contract_months": target.contract_months,
-        "start_date": target.start_date,
-        "commitment_end": target.commitment_end,
-        "end_date": target.end_date,
-        "state": target.state,
-    }
-    current_state = target.state in Membership.CURRENT_STATES
-    if target.cancel_at is not None or not current_state:
-        values["cancel_at"] = target.cancel_at
-
     if row is None:
         row = Membership.objects.create(
             member=member,
             odoo_ref=target.odoo_ref,
             included_credit=target.plan.included_credit,
             state_changed_at=context.now,
-            **values,
+            grace_until=context.grace_until if target.state == State.PAST_DUE else None,
+            odoo_imported=target.values(),
+            **{name: getattr(target, name) for name in MEMBERSHIP_FIELDS},
         )
         MembershipEvent.objects.create(
             membership=row,
@@ -586,46 +612,65 @@ def _write_target(
             reason=target.reason,
         )
         outcomes.append(
-            Outcome("membership", "created", target.ref, f"{_describe(target)} ({target.reason})")
+            Outcome("membership", "created", target.ref, f"{describe(target)} ({target.reason})")
         )
         logger.debug("Membership %s created from Odoo %s", row.pk, target.ref)
         return True
 
-    changes = {
-        name: (getattr(row, name), value)
-        for name, value in values.items()
-        if getattr(row, name) != value
-    }
-    if not changes:
-        outcomes.append(Outcome("membership", "unchanged", target.ref, f"membership {row.pk}"))
+    recorded = row.odoo_imported or {}
+    portal = _membership_values(row)
+    portal_moved = "state" in recorded and portal["state"] != recorded["state"]
+    write, kept, record = _merge(
+        MEMBERSHIP_FIELDS,
+        portal,
+        target.values(),
+        recorded,
+        hold=STATE_FIELDS if portal_moved else (),
+    )
+    odoo = {name: getattr(target, name) for name in MEMBERSHIP_FIELDS}
+    if "state" in write and members_services.transition_to(row.state, target.state) is None:
+        outcomes.append(
+            Outcome(
+                "membership",
+                "skipped",
+                target.ref,
+                f"membership {row.pk}: Odoo now makes it {target.state} ({target.reason}), but "
+                f"the portal does not move a {row.state} membership to {target.state}, so it "
+                "is unchanged; change it in the back office if needed",
+            )
+        )
         return False
 
-    previous_state = row.state
-    for name, (_old, new) in changes.items():
-        setattr(row, name, new)
-    fields = [*changes, "updated_at"]
-    if "state" in changes:
-        row.state_changed_at = context.now
-        fields.append("state_changed_at")
-        if row.state != State.PAST_DUE and row.grace_until is not None:
-            row.grace_until = None
-            fields.append("grace_until")
-        MembershipEvent.objects.create(
+    changes = {name: (getattr(row, name), odoo[name]) for name in write}
+    values = {name: odoo[name] for name in write}
+    if record != recorded:
+        values["odoo_imported"] = record
+    if "state" in write:
+        grace = context.grace_until if target.state == State.PAST_DUE else None
+        if row.grace_until != grace:
+            values["grace_until"] = grace
+        members_services.record_imported_state(
             membership=row,
-            from_state=previous_state,
-            to_state=row.state,
+            state=values.pop("state"),
             cause=UPDATE_CAUSE,
             reason=target.reason,
+            extra_fields=values,
         )
-    row.save(update_fields=fields)
+    elif values:
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.save(update_fields=[*values, "updated_at"])
+
     described = ", ".join(
         f"{name} {_short(old)} → {_short(new)}" for name, (old, new) in changes.items()
     )
-    outcomes.append(
-        Outcome("membership", "updated", target.ref, f"membership {row.pk}: {described}")
+    outcome = _merge_outcome(
+        "membership", target.ref, f"membership {row.pk}", described, _describe_kept(row, kept, odoo)
     )
-    logger.debug("Membership %s updated from Odoo %s: %s", row.pk, target.ref, ", ".join(changes))
-    return True
+    outcomes.append(outcome)
+    if outcome.verb == "updated":
+        logger.debug("Membership %s updated from Odoo %s: %s", row.pk, target.ref, described)
+    return bool(changes)
 
 
 def _short(value) -> str:
@@ -635,47 +680,118 @@ def _short(value) -> str:
 def _end_free_membership(
     row: Membership | None, context: _Context, outcomes: list[Outcome]
 ) -> bool:
-    """End a free membership imported earlier once Odoo no longer makes it current."""
+    """End a free membership imported earlier once Odoo no longer makes it current.
+
+    A free membership that the portal already ended or cancelled is left as it is, and
+    one whose state the portal changed is kept.
+    """
     if row is None or not row.is_current:
         return False
-
+    partner_id = row.odoo_ref.split(",", 1)[1]
+    recorded = row.odoo_imported or {}
+    if recorded.get("state", row.state) != row.state:
+        outcomes.append(
+            Outcome(
+                "membership",
+                "skipped",
+                f"partner {partner_id}",
+                f"membership {row.pk}: {KEPT}: the contact is no longer a free member in Odoo, "
+                f"but the portal made the free membership {row.state}, so it is not ended",
+            )
+        )
+        return False
     previous = row.state
-    row.state = State.ENDED
-    row.end_date = max(row.start_date, context.today)
-    row.cancel_at = None
-    row.grace_until = None
-    row.state_changed_at = context.now
-    row.save(
-        update_fields=[
-            "state",
-            "end_date",
-            "cancel_at",
-            "grace_until",
-            "state_changed_at",
-            "updated_at",
-        ]
-    )
-    MembershipEvent.objects.create(
+    end_date = max(row.start_date, context.today)
+    members_services.record_imported_state(
         membership=row,
-        from_state=previous,
-        to_state=row.state,
+        state=State.ENDED,
         cause=UPDATE_CAUSE,
         reason="the contact is no longer the current free member in Odoo",
+        extra_fields={
+            "end_date": end_date,
+            "cancel_at": None,
+            "grace_until": None,
+            "odoo_imported": {
+                **recorded,
+                "state": str(State.ENDED),
+                "end_date": stored(end_date),
+                "cancel_at": None,
+            },
+        },
     )
-
-    partner_id = row.odoo_ref.split(",", 1)[1]
     outcomes.append(
         Outcome(
             "membership",
             "updated",
             f"partner {partner_id}",
-            f"membership {row.pk}: free membership {previous} → ended {row.end_date}",
+            f"membership {row.pk}: free membership {previous} → ended {end_date}",
         )
     )
     return True
 
 
 # --- Access keys --------------------------------------------------------------------------
+
+# How much door access a wanted state gives, to tell a key that would gain access.
+ACCESS_LEVEL = {
+    AccessKey.Wanted.REVOKED: 0,
+    AccessKey.Wanted.SUSPENDED: 1,
+    AccessKey.Wanted.ACTIVE: 2,
+}
+
+
+def _last_change_by_import(key: AccessKey) -> bool:
+    event = key.events.order_by("-created_at", "-pk").first()
+    return event is not None and event.reason.startswith((IMPORT_CAUSE, UPDATE_CAUSE))
+
+
+def _refresh_keys(
+    member: Member, partner: Partner, context: _Context, outcomes: list[Outcome]
+) -> set[int]:
+    """Recompute the member's keys after membership changes; return the ids of those changed.
+
+    A key loses access whenever its membership says so. It gains access only if the
+    import made its last change: a key the portal suspended or revoked stays so.
+    """
+    membership = access_services.current_membership(member.pk)
+    allowed = []
+    for key in member.access_keys.order_by("pk"):
+        status, wanted, _reason = access_services.wanted_state_for(key, membership, context.today)
+        if (status, wanted) == (key.status, key.wanted_state):
+            continue
+        gains = ACCESS_LEVEL[wanted] > ACCESS_LEVEL[key.wanted_state]
+        if gains and not _last_change_by_import(key):
+            outcomes.append(
+                Outcome(
+                    "key",
+                    "skipped",
+                    partner.ref,
+                    f"key {key.number}: {KEPT}: the portal made it {key.status}, so the import "
+                    f"does not make it {wanted}; restore it in the back office if the member "
+                    "should have access",
+                )
+            )
+            continue
+        allowed.append(key.pk)
+    if not allowed:
+        return set()
+    refreshed = access_services.refresh_member_keys(
+        member_id=member.pk,
+        cause=AccessEvent.Cause.STAFF,
+        queue_sync=False,
+        reason_prefix=f"{UPDATE_CAUSE}: ",
+        key_ids=allowed,
+    )
+    for key in refreshed:
+        outcomes.append(
+            Outcome(
+                "key",
+                "updated",
+                partner.ref,
+                f"key {key.number}: now {key.status}, wanted {key.wanted_state}",
+            )
+        )
+    return {key.pk for key in refreshed}
 
 
 def _import_keys(
@@ -690,23 +806,7 @@ def _import_keys(
     Nothing is queued for the lock system: keys changed or created here stay pending
     until the periodic reconcile pushes them.
     """
-    refreshed: set[int] = set()
-    if memberships_changed:
-        for key in access_services.refresh_member_keys(
-            member_id=member.pk,
-            cause=AccessEvent.Cause.STAFF,
-            queue_sync=False,
-            reason_prefix=f"{UPDATE_CAUSE}: ",
-        ):
-            refreshed.add(key.pk)
-            outcomes.append(
-                Outcome(
-                    "key",
-                    "updated",
-                    partner.ref,
-                    f"key {key.number}: now {key.status}, wanted {key.wanted_state}",
-                )
-            )
+    refreshed = _refresh_keys(member, partner, context, outcomes) if memberships_changed else set()
 
     number = access_services.normalize_key_number(partner.access_key)
     if not number:

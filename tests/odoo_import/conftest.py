@@ -7,9 +7,13 @@
 - `no_side_effects` (used by every test here): an access backend and a payment gateway
   that fail the test when called, a receiver that fails it when a membership change is
   announced, and a check that no email was sent.
+- `portal`: a context manager for a test that acts in the portal between two imports,
+  such as a cancellation or a payment. The action runs with its after-commit work (key
+  sync, emails), and those effects are then forgotten, so that only the import's count.
 """
 
 import io
+from contextlib import contextmanager
 
 import pytest
 from django.core import mail
@@ -93,25 +97,48 @@ class ForbiddenGateway(PaymentGateway):
         self._reject("normalize_event", **kwargs)
 
 
+class SideEffects:
+    """What the outside world saw: backend and gateway calls, announcements, emails."""
+
+    def __init__(self, backend, gateway):
+        self.backend = backend
+        self.gateway = gateway
+        self.announced: list[int] = []
+
+    def record(self, sender, membership_id, **kwargs):
+        self.announced.append(membership_id)
+
+    def reset(self) -> None:
+        self.backend.calls.clear()
+        self.gateway.calls.clear()
+        self.announced.clear()
+        mail.outbox.clear()
+
+
 @pytest.fixture(autouse=True)
 def no_side_effects(settings):
     settings.ACCESS_BACKEND = "tests.odoo_import.conftest.ForbiddenBackend"
     settings.PAYMENT_GATEWAY = "tests.odoo_import.conftest.ForbiddenGateway"
-    backend, gateway = get_backend(), get_gateway()
-    backend.calls.clear()
-    gateway.calls.clear()
-    announced = []
-
-    def record(sender, membership_id, **kwargs):
-        announced.append(membership_id)
-
-    membership_changed.connect(record, dispatch_uid="odoo-import-tests")
-    yield
+    effects = SideEffects(get_backend(), get_gateway())
+    effects.reset()
+    membership_changed.connect(effects.record, dispatch_uid="odoo-import-tests")
+    yield effects
     membership_changed.disconnect(dispatch_uid="odoo-import-tests")
-    assert backend.calls == []
-    assert gateway.calls == []
-    assert announced == []
+    assert effects.backend.calls == []
+    assert effects.gateway.calls == []
+    assert effects.announced == []
     assert mail.outbox == []
+
+
+@pytest.fixture
+def portal(no_side_effects, django_capture_on_commit_callbacks):
+    @contextmanager
+    def act():
+        with django_capture_on_commit_callbacks(execute=True):
+            yield
+        no_side_effects.reset()
+
+    return act
 
 
 @pytest.fixture

@@ -401,7 +401,7 @@ def build_large_space(dataset: Dataset, per_kind: int = 25) -> dict:
         "Dedicated Desk", 4200, today.replace(month=1, day=1), today.replace(month=12, day=31)
     )
     expected = {
-        ("plan", "unchanged"): 1,
+        ("plan", "updated"): 1,  # the existing Hot Desk plan, linked to its product
         ("plan", "created"): 1,
         ("member", "created"): 0,
         ("member", "conflict"): 0,

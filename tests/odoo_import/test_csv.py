@@ -30,6 +30,7 @@ def wipe_import():
     Membership.objects.all().delete()
     Member.objects.all().delete()
     Plan.objects.filter(is_active=False).delete()
+    Plan.objects.update(odoo_product_id=None)
 
 
 @pytest.mark.parametrize("style", ["compatible", "labels"])

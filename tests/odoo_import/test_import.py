@@ -56,7 +56,8 @@ def build_space(dataset):
     return people
 
 
-def test_import_maps_every_kind(odoo, dataset, import_odoo, hot_desk):
+def test_import_maps_every_kind(odoo, dataset, import_odoo, hot_desk, clock, settings):
+    settings.CPR_GRACE_PERIOD_DAYS = 5
     people = build_space(dataset)
     odoo.load(dataset)
 
@@ -90,11 +91,12 @@ def test_import_maps_every_kind(odoo, dataset, import_odoo, hot_desk):
     assert past_due.plan.name == "Dedicated Desk"
     assert past_due.monthly_price == Decimal("350.00")
     assert past_due.contract_months == 12
-    assert past_due.grace_until is None
+    # The portal's grace period starts with the import; then the suspension job applies.
+    assert past_due.grace_until == clock.today + datetime.timedelta(days=5)
     assert acme.memberships.get().state == State.PENDING
     cancelled = ana.memberships.get()
     assert cancelled.state == State.CANCELLED
-    assert cancelled.end_date == D(2024, 10, 31)
+    assert cancelled.end_date == D(2024, 10, 1)  # never paid, so it never took effect
 
     free = Member.objects.get(odoo_partner_id=people["free"]["id"]).memberships.get()
     assert free.state == State.ACTIVE
@@ -346,7 +348,7 @@ def test_several_states_one_current(odoo, dataset, import_odoo, hot_desk, clock)
     upcoming = dataset.line(person, product, "waiting", D(2025, 4, 1), D(2025, 4, 30))
     odoo.load(dataset)
 
-    status, _out, err = import_odoo()
+    status, out, err = import_odoo()
 
     assert status == 0, err
     rows = {row.odoo_ref.split(",")[1]: row for row in Membership.objects.all()}
@@ -359,9 +361,12 @@ def test_several_states_one_current(odoo, dataset, import_odoo, hot_desk, clock)
     assert rows[str(old["id"])].state == State.ENDED
     assert rows[str(old["id"])].monthly_price == Decimal("250.00")
     assert rows[str(unpaid["id"])].state == State.CANCELLED
-    assert rows[str(unpaid["id"])].end_date == clock.today
-    assert rows[str(upcoming["id"])].state == State.CANCELLED
-    assert "is the current membership" in rows[str(upcoming["id"])].events.get().reason
+    assert rows[str(unpaid["id"])].end_date == D(2025, 1, 1)
+    assert "is the current membership" in rows[str(unpaid["id"])].events.get().reason
+    # The waiting line of April is not imported before it starts.
+    assert str(upcoming["id"]) not in rows
+    assert f"skip     membership line {upcoming['id']}" in out
+    assert "run the import again once it starts" in out
 
 
 def test_paid_line_with_future_cancel_date(odoo, dataset, import_odoo, hot_desk):
@@ -537,3 +542,17 @@ def test_email_change_of_member_with_login(odoo, dataset, import_odoo, hot_desk)
 def test_batch_size_must_be_positive(db, import_odoo):
     with pytest.raises(CommandError, match="'0' is not a whole number of at least 1"):
         call_command("import_odoo", "--batch-size", "0")
+
+
+def test_partner_with_only_bad_lines(odoo, dataset, import_odoo, hot_desk):
+    product = dataset.product("Hot Desk", 250)
+    person = dataset.partner("Rosa Díaz", "rosa@example.com")
+    bad = dataset.line(person, product, "paid", D(2025, 1, 1), D(2025, 1, 31), price="lots")
+    odoo.load(dataset)
+
+    status, out, _err = import_odoo()
+
+    assert status == 2
+    assert f"CONFLICT membership line {bad['id']}" in out
+    assert f"none of the contact's membership lines could be imported (line {bad['id']};" in out
+    assert "has no membership line" not in out
