@@ -17,6 +17,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from xml.parsers.expat import ExpatError
 
+from . import parsing
+
 logger = logging.getLogger(__name__)
 
 PRODUCT_KEYS = ("id", "name", "list_price", "date_from", "date_to")
@@ -103,6 +105,29 @@ PARTNER_OPTIONAL = (
 LINE_REQUIRED = ("partner", "membership_id", "date_from", "date_to", "state", "member_price")
 LINE_OPTIONAL = ("date", "date_cancel")
 
+# Types of the custom fields the import can read a plan name, a date or a key number from.
+CUSTOM_FIELD_TYPES = frozenset(
+    {"char", "text", "html", "selection", "many2one", "date", "datetime", "integer"}
+)
+
+
+def custom_value(value, field: dict):
+    """Return the value of a custom field as text or a date, by the field's type in fields_get.
+
+    A many2one field gives the display name of the record it points to, and a selection
+    field the label of the chosen option. An empty field gives False, as Odoo sends it.
+    """
+    field_type = field.get("type")
+    if field_type == "many2one":
+        return value[1] if isinstance(value, list | tuple) and len(value) > 1 else False
+    if field_type == "selection" and value:
+        labels = {key: label for key, label in field.get("selection") or []}
+        return labels.get(value, value)
+    if field_type == "integer":
+        return str(value) if value else False  # Odoo sends 0 for an empty integer field
+    return value
+
+
 # Archived records count too: a former member's contact or a retired product may be archived.
 ALL_RECORDS = {"active_test": False}
 
@@ -134,6 +159,15 @@ def _fault_summary(fault: xmlrpc.client.Fault) -> str:
     return lines[-1] if lines else str(fault.faultCode)
 
 
+def _without_login(url: str) -> str:
+    """Return `url` with anything before an "@" in its address (a login) replaced by ***."""
+    scheme, separator, rest = url.rpartition("://")
+    address, slash, path = rest.partition("/")
+    if "@" in address:
+        address = "***@" + address.rpartition("@")[2]
+    return f"{scheme}{separator}{address}{slash}{path}"
+
+
 class XmlRpcSource:
     """Read the membership records of a live Odoo over its external XML-RPC API.
 
@@ -154,8 +188,9 @@ class XmlRpcSource:
         parts = urlsplit(url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise OdooSourceError(
-                f"The Odoo URL {url!r} is not an http:// or https:// address; set ODOO_URL "
-                "or --url to the address of the Odoo site, such as https://odoo.example.com."
+                f"The Odoo URL {_without_login(url.strip())!r} is not an http:// or https:// "
+                "address; set ODOO_URL or --url to the address of the Odoo site, such as "
+                "https://odoo.example.com."
             )
         if parts.username or parts.password:
             raise OdooSourceError(
@@ -250,8 +285,10 @@ class XmlRpcSource:
             kwargs or {},
         )
 
-    def available_fields(self, model: str) -> set[str]:
-        return set(self.execute(model, "fields_get", [], {"attributes": ["type"]}))
+    def available_fields(self, model: str) -> dict[str, dict]:
+        """Return the fields of `model` by name, each with its type (and its options, if a
+        selection field)."""
+        return self.execute(model, "fields_get", [], {"attributes": ["type", "selection"]})
 
     def _choose_fields(self, model, available, required, optional) -> list[str]:
         missing = [name for name in required if name not in available]
@@ -330,14 +367,24 @@ class XmlRpcSource:
             "start_date": custom.start_date,
             "access_key": custom.access_key,
         }
+        custom_fields: dict[str, dict] = {}
         for key, name in custom_names.items():
-            if name in available:
-                partner_fields.append(name)
-            else:
+            label, option = key.replace("_", " "), f"--field-{key.replace('_', '-')}"
+            field_type = available.get(name, {}).get("type")
+            if name not in available:
                 data.warnings.append(
-                    f"Odoo's res.partner has no field {name}, so no {key.replace('_', ' ')} is "
-                    f"imported; give the right field name with --field-{key.replace('_', '-')}."
+                    f"Odoo's res.partner has no field {name}, so no {label} is imported; give "
+                    f"the right field name with {option}."
                 )
+            elif field_type not in CUSTOM_FIELD_TYPES:
+                data.warnings.append(
+                    f"The field {name} of res.partner is of type {field_type}, which holds no "
+                    f"{label} the import can read, so none is imported; give a text, date, "
+                    f"selection or many2one field with {option}."
+                )
+            else:
+                partner_fields.append(name)
+                custom_fields[key] = available[name]
         domain = ["|", ("membership_state", "!=", "none"), ("member_lines", "!=", False)]
         if known_partner_ids:
             domain = ["|", *domain, ("id", "in", sorted(known_partner_ids))]
@@ -357,7 +404,10 @@ class XmlRpcSource:
                     "membership_start": record.get("membership_start"),
                     "free_member": record.get("free_member", False),
                     "associate_member": record.get("associate_member"),
-                    **{key: record.get(name) for key, name in custom_names.items()},
+                    **{
+                        key: custom_value(record.get(name), custom_fields.get(key, {}))
+                        for key, name in custom_names.items()
+                    },
                 }
             )
 
@@ -417,7 +467,9 @@ PRODUCT_HEADERS = {
 }
 PARTNER_HEADERS = {
     "id": ID_HEADERS,
-    "name": ("name", "display_name", "complete_name"),
+    "name": ("name",),
+    # Odoo's display name of a company's contact is "Company, Person".
+    "display_name": ("display_name", "complete_name"),
     "email": ("email", "e_mail", "email_normalized"),
     "phone": ("phone",),
     "mobile": ("mobile",),
@@ -428,6 +480,15 @@ PARTNER_HEADERS = {
         "parent_name",
         "company_name",
         "commercial_company_name",
+    ),
+    # An import-compatible export names the company by its id only.
+    "company_ref": (
+        "parent_id/.id",
+        "parent_id/id",
+        "related_company/.id",
+        "related_company/database_id",
+        "related_company/id",
+        "related_company/external_id",
     ),
     "membership_state": (
         "membership_state",
@@ -473,10 +534,22 @@ LINE_HEADERS = {
     "member_price": ("member_price", "membership_fee", "fee"),
 }
 REQUIRED_HEADERS = {
-    "contacts": ("id", "name", "email"),
+    "contacts": ("id", "email"),
     "lines": ("id", "partner", "state", "date_from", "date_to", "member_price"),
     "products": ("id", "name"),
 }
+
+
+# Odoo's CSV export puts an apostrophe before a value that starts with one of these
+# characters, so that spreadsheets do not read it as a formula.
+FORMULA_STARTS = ("=", "-", "+")
+
+
+def unescape_cell(value: str) -> str:
+    """Return a cell of an Odoo CSV export without the apostrophe the export added."""
+    if len(value) > 1 and value[0] == "'" and value[1] in FORMULA_STARTS:
+        return value[1:]
+    return value
 
 
 def header_key(header: str) -> str:
@@ -491,6 +564,42 @@ def _custom_headers(technical_name: str) -> tuple[str, ...]:
     name = technical_name.strip().lower()
     label = name.removeprefix("x_studio_").removeprefix("x_")
     return (name, label) if label != name else (name,)
+
+
+def _complete_contacts(partners: list[dict]) -> list[str]:
+    """Fill in the name and company of contacts from the columns an export gave instead.
+
+    A company given by id (`parent_id/id`) is named after that company's row, when the
+    file has one. A display name ("Acme Corp, Bob Smith") gives the name without its
+    company. Returns warnings about companies that could not be named.
+    """
+    by_id = {
+        parsing.parse_record_id(record.get("id"), "res_partner"): record for record in partners
+    }
+    unnamed = 0
+    for record in partners:
+        company_ref = record.pop("company_ref", "")
+        if company_ref and not parsing.clean_text(record.get("company")):
+            company = by_id.get(parsing.parse_record_id(company_ref, "res_partner"))
+            if company is None:
+                unnamed += 1
+            else:
+                record["company"] = parsing.clean_text(
+                    company.get("name") or company.get("display_name")
+                )
+        display_name = parsing.clean_text(record.pop("display_name", ""))
+        if display_name and not parsing.clean_text(record.get("name")):
+            prefix = f"{parsing.clean_text(record.get('company'))}, "
+            if prefix != ", " and display_name.startswith(prefix):
+                display_name = display_name.removeprefix(prefix)
+            record["name"] = display_name
+    if not unnamed:
+        return []
+    return [
+        f"{unnamed} contacts name their company by id only (parent_id/id), and that company is "
+        "not in the contacts file, so their company is not imported; add the Related "
+        "Company column, which contains the company's name, to the export."
+    ]
 
 
 class CsvSource:
@@ -548,7 +657,7 @@ class CsvSource:
                     if not any(cell.strip() for cell in row):
                         continue
                     record = {
-                        key: (row[index] if index < len(row) else "")
+                        key: unescape_cell(row[index]) if index < len(row) else ""
                         for key, index in columns.items()
                     }
                     record["_row"] = f"{path.name} row {row_number}"
@@ -575,6 +684,8 @@ class CsvSource:
                     columns[key] = positions[candidate]
                     break
         missing = [key for key in REQUIRED_HEADERS[kind] if key not in columns]
+        if kind == "contacts" and "name" not in columns and "display_name" not in columns:
+            missing.insert(1, "name")
         if missing:
             expected = "; ".join(
                 f"{key}: {' or '.join(headers[key][:3])}" for key in missing if key in headers
@@ -601,6 +712,7 @@ class CsvSource:
         }
         data.products = self._read("products", PRODUCT_HEADERS)
         data.partners = self._read("contacts", partner_headers)
+        data.warnings.extend(_complete_contacts(data.partners))
         data.lines = self._read("lines", LINE_HEADERS)
         for key, option in (
             ("membership_type", "--field-membership-type"),

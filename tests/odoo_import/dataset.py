@@ -29,6 +29,16 @@ def _export_id(table: str, record_id: int) -> str:
     return f"__export__.{table}_{record_id}_{digest}"
 
 
+def _export_cell(value):
+    """Return a value as Odoo's CSV export writes it: empty for False, and an apostrophe
+    before text that a spreadsheet would read as a formula (=, + or - first)."""
+    if value is False or value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(("=", "-", "+")):
+        return f"'{value}"
+    return value
+
+
 def _date(value) -> str | bool:
     return value.isoformat() if isinstance(value, datetime.date) else value
 
@@ -192,7 +202,7 @@ class Dataset:
             writer = csv.writer(handle)
             writer.writerow(header)
             for row in rows:
-                writer.writerow(["" if value is False or value is None else value for value in row])
+                writer.writerow([_export_cell(value) for value in row])
 
     def _write_compatible(self, directory: Path) -> None:
         def ref(table, value):

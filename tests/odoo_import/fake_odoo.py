@@ -6,7 +6,7 @@ It serves the calls of Odoo 16/17 that the import makes, at the same paths:
   which returns the user id, or False for a wrong login;
 - `/xmlrpc/2/object`: `execute_kw(db, uid, password, model, method, args, kwargs)` with
   `search_read` (domain, fields, offset, limit, order, context), `search_count` and
-  `fields_get`.
+  `fields_get` (with each field's type, and a selection field's options).
 
 Records are stored as Odoo returns them: a many2one is `[id, "display name"]`, an empty
 value is `False`, one2many fields are lists of ids. Domains support `&`, `|`, `!` and the
@@ -98,6 +98,7 @@ class FakeOdoo:
         self.uid = uid
         self.version = version
         self.fields = {model: dict(fields) for model, fields in MODEL_FIELDS.items()}
+        self.selections: dict[tuple[str, str], list[list[str]]] = {}
         self.records: dict[str, dict[int, dict]] = {model: {} for model in MODEL_FIELDS}
         self.calls: list[tuple[str, str, dict]] = []
         self._server = None
@@ -117,6 +118,12 @@ class FakeOdoo:
 
     def update(self, model: str, record_id: int, **values) -> None:
         self.records[model][record_id].update(values)
+
+    def set_field(self, model: str, name: str, field_type: str, selection=None) -> None:
+        """Give a field another type, and a selection field its options as [key, label]."""
+        self.fields[model][name] = field_type
+        if selection is not None:
+            self.selections[model, name] = [list(option) for option in selection]
 
     def remove_field(self, model: str, name: str) -> None:
         """Make the database lack a field, as one without the custom module does."""
@@ -192,6 +199,8 @@ class FakeOdoo:
         result = {}
         for name, field_type in self.fields[model].items():
             description = {"type": field_type, "string": name.replace("_", " ").title()}
+            if (model, name) in self.selections:
+                description["selection"] = self.selections[model, name]
             if attributes:
                 description = {key: description[key] for key in attributes if key in description}
             result[name] = description

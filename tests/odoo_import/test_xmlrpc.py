@@ -97,6 +97,22 @@ def test_url_with_password_rejected(db, import_odoo, monkeypatch):
     assert "secret-value" not in err
 
 
+@pytest.mark.parametrize(
+    "url", ["admin:secret-value@odoo.example.com", "ftp://admin:secret-value@odoo.example.com"]
+)
+def test_bad_url_not_echoed_with_password(db, import_odoo, monkeypatch, url):
+    monkeypatch.setenv("ODOO_DB", "cpr")
+    monkeypatch.setenv("ODOO_USERNAME", "admin")
+    monkeypatch.setenv("ODOO_PASSWORD", "secret-value")
+
+    status, _out, err = import_odoo("--url", url)
+
+    assert status == 1
+    assert "is not an http:// or https:// address" in err
+    assert "secret-value" not in err
+    assert "***@odoo.example.com" in err
+
+
 def test_options_override_environment(odoo, dataset, one_member, import_odoo, monkeypatch):
     odoo.load(dataset)
     url = os.environ["ODOO_URL"]
@@ -210,3 +226,52 @@ def test_conflict_exit_status_from_shell(odoo, dataset, import_odoo, hot_desk, c
     captured = capsys.readouterr()
     assert "1 conflict(s) reported above" in captured.err
     assert "the line has no partner" in captured.out
+
+
+def test_many2one_custom_fields(odoo, dataset, import_odoo, hot_desk):
+    product = dataset.product("Hot Desk", 250)
+    partner = dataset.partner(
+        "Rosa Díaz", "rosa@example.com", free_member=True, start_date=D(2024, 6, 1),
+        membership_type=[1, "Hot Desk"], access_key=[44, "FOB 7788"],
+    )  # fmt: skip
+    dataset.line(partner, product, "canceled", D(2024, 1, 1), D(2024, 1, 31))
+    odoo.load(dataset)
+    odoo.set_field("res.partner", "x_membership_type", "many2one")
+    odoo.set_field("res.partner", "x_access_key", "many2one")
+
+    status, out, err = import_odoo()
+
+    assert status == 0, out + err
+    membership = Member.objects.get().memberships.get(odoo_ref__startswith="res.partner")
+    assert membership.plan == hot_desk
+    assert AccessKey.objects.get().number == "FOB7788"
+
+
+def test_selection_custom_field_label(odoo, dataset, import_odoo, hot_desk):
+    dataset.product("Hot Desk", 250)
+    dataset.partner(
+        "Rosa Díaz", "rosa@example.com", free_member=True, start_date=D(2024, 6, 1),
+        membership_type="hot_desk",
+    )  # fmt: skip
+    odoo.load(dataset)
+    odoo.set_field(
+        "res.partner", "x_membership_type", "selection",
+        selection=[["hot_desk", "Hot Desk"], ["office", "Private Office"]],
+    )  # fmt: skip
+
+    status, out, err = import_odoo()
+
+    assert status == 0, out + err
+    assert Member.objects.get().memberships.get().plan == hot_desk
+
+
+def test_unreadable_custom_field_warns(odoo, dataset, one_member, import_odoo):
+    odoo.load(dataset)
+    odoo.set_field("res.partner", "x_access_key", "many2many")
+    odoo.update("res.partner", one_member["id"], x_access_key=[3, 4])
+
+    status, _out, err = import_odoo()
+
+    assert status == 0
+    assert "The field x_access_key of res.partner is of type many2many" in err
+    assert not AccessKey.objects.exists()
