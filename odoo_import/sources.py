@@ -605,9 +605,11 @@ def _complete_contacts(partners: list[dict]) -> list[str]:
 class CsvSource:
     """Read CSV files exported from Odoo's list views (contacts, membership lines, products).
 
-    Both export styles work: "import-compatible" (technical headers such as `email` and
-    `partner/id`, external ids such as `__export__.res_partner_42_0a1b2c3d`) and the plain
-    one (headers such as `Email` and `Partner/ID`, state labels such as `Paid Member`).
+    The plain export (headers such as `Email` and `Partner/ID`, state labels such as
+    `Paid Member`) works for all three files. Technical headers (`email`, `partner/id`)
+    and external ids (`__export__.res_partner_42_0a1b2c3d`) are read too, but Odoo's
+    import-compatible export leaves out read-only fields, among them the state and dates
+    of membership lines, so the lines file must be a plain export.
     """
 
     def __init__(self, directory: str | Path):

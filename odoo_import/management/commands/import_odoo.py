@@ -57,7 +57,8 @@ class Command(BaseCommand):
             "source",
             "Read a live Odoo over XML-RPC (the default), or CSV files exported from Odoo. "
             "The password or API key is read only from the ODOO_PASSWORD environment variable, "
-            "so that it never appears in the process list or the shell history.",
+            "so that it is not part of the command line; set it with `read -rs ODOO_PASSWORD "
+            "&& export ODOO_PASSWORD` to keep it out of the shell history too.",
         )
         source.add_argument(
             "--url", help="Address of the Odoo site, such as https://odoo.example.com (ODOO_URL)."
