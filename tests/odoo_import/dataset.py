@@ -183,8 +183,10 @@ class Dataset:
     def write_csv(self, directory: Path, style: str = "compatible") -> Path:
         """Write contacts.csv, membership_lines.csv and products.csv like Odoo's exports.
 
-        "compatible" is the import-compatible export: technical headers, external ids,
-        state keys and ISO dates. "labels" is the plain export: field labels as headers,
+        "compatible" has the technical headers and external ids of an import-compatible
+        export, with state keys and ISO dates. It keeps the read-only fields (the state and
+        dates of lines) that Odoo's import-compatible export leaves out, as a file put
+        together by hand would. "labels" is the plain export: field labels as headers,
         database ids in the ID columns, state labels and US dates.
         """
         directory.mkdir(parents=True, exist_ok=True)
