@@ -34,15 +34,20 @@ def paid_member(dataset, name="Pedro Paid", email="pedro@example.com", key="FOB0
     return partner, line
 
 
+def cancel_in_portal(portal, staff, membership):
+    """Cancel `membership` at once, as staff do in the back office."""
+    with portal():
+        members_services.cancel_membership(
+            membership=membership, actor=staff, reason="moved away", immediately=True
+        )
+
+
 def test_rerun_keeps_portal_cancellation(odoo, dataset, import_odoo, hot_desk, portal, staff):
     partner, line = paid_member(dataset)
     odoo.load(dataset)
     import_odoo()
     membership = Membership.objects.get()
-    with portal():
-        members_services.cancel_membership(
-            membership=membership, actor=staff, reason="moved away", immediately=True
-        )
+    cancel_in_portal(portal, staff, membership)
     key = AccessKey.objects.get()
     assert key.status == AccessKey.Status.REVOKED
 
@@ -65,10 +70,7 @@ def test_rerun_odoo_change_keeps_portal_state(odoo, dataset, import_odoo, hot_de
     odoo.load(dataset)
     import_odoo()
     membership = Membership.objects.get()
-    with portal():
-        members_services.cancel_membership(
-            membership=membership, actor=staff, reason="moved away", immediately=True
-        )
+    cancel_in_portal(portal, staff, membership)
     odoo.update(LINE, line["id"], member_price=3600.0, date_cancel="2025-06-30")
 
     status, out, _err = import_odoo("-v", "2")
@@ -177,10 +179,7 @@ def test_import_does_not_reactivate_revoked_key(
     partner, line = paid_member(dataset)
     odoo.load(dataset)
     import_odoo()
-    with portal():
-        members_services.cancel_membership(
-            membership=Membership.objects.get(), actor=staff, reason="unpaid", immediately=True
-        )
+    cancel_in_portal(portal, staff, Membership.objects.get())
     # A new line in Odoo gives the member a new current membership.
     odoo.update(LINE, line["id"], date_to="2025-01-14", state="old")
     renewal = dataset.line(partner, dataset.products[0], "paid", D(2025, 1, 15), D(2025, 2, 14))
