@@ -30,7 +30,11 @@ def local_midnight(day: datetime.date) -> datetime.datetime:
 
 @dataclass(frozen=True)
 class DayWindow:
-    """The bookable stretch of one local day: from `opens` to `closes` (aware datetimes)."""
+    """The bookable stretch of one local day: from `opens` to `closes`, both in UTC.
+
+    Python compares and subtracts two datetimes with the same tzinfo by their wall-clock
+    fields, which is wrong across an offset change, so windows and slots stay in UTC.
+    """
 
     day: datetime.date
     opens: datetime.datetime
@@ -45,24 +49,27 @@ def day_window(hours_by_weekday: dict, day: datetime.date) -> DayWindow | None:
     zone = local_zone()
     opens = datetime.datetime.combine(day, hours.opens_at, tzinfo=zone)
     closes = datetime.datetime.combine(day, hours.closes_at, tzinfo=zone)
-    return DayWindow(day=day, opens=opens, closes=closes)
+    return DayWindow(day=day, opens=to_utc(opens), closes=to_utc(closes))
+
+
+def to_utc(moment: datetime.datetime) -> datetime.datetime:
+    return moment.astimezone(datetime.UTC)
 
 
 def slot_starts(window: DayWindow, slot_minutes: int) -> list[datetime.datetime]:
     """Return the start of each whole slot in the window, stepping in UTC."""
     step = datetime.timedelta(minutes=slot_minutes)
-    start = window.opens.astimezone(datetime.UTC)
-    closes = window.closes.astimezone(datetime.UTC)
+    start = window.opens
     starts = []
-    while start + step <= closes:
+    while start + step <= window.closes:
         starts.append(start)
         start += step
     return starts
 
 
 def minutes_between(start: datetime.datetime, end: datetime.datetime) -> int:
-    """Return the real minutes from `start` to `end`, whatever the UTC offsets."""
-    return int((end - start).total_seconds() // 60)
+    """Return the real minutes from `start` to `end`, whatever their UTC offsets."""
+    return int((to_utc(end) - to_utc(start)).total_seconds() // 60)
 
 
 def price_for(hourly_rate: Decimal, minutes: int) -> Decimal:

@@ -138,6 +138,7 @@ def check_times(
     """Check the requested times against the room's rules; return the length in minutes."""
     if timezone.is_naive(start) or timezone.is_naive(end):
         raise BookingError(_("Give the booking's start and end with a time zone."))
+    start, end = availability.to_utc(start), availability.to_utc(end)
     if not room.is_active:
         raise BookingError(
             _("%(room)s is not open for bookings at the moment.") % {"room": room.name}
@@ -178,8 +179,8 @@ def check_times(
             % {
                 "span": describe_span(start, end),
                 "room": room.name,
-                "opens": formats.time_format(window.opens, "TIME_FORMAT"),
-                "closes": formats.time_format(window.closes, "TIME_FORMAT"),
+                "opens": formats.time_format(timezone.localtime(window.opens), "TIME_FORMAT"),
+                "closes": formats.time_format(timezone.localtime(window.closes), "TIME_FORMAT"),
             }
         )
     minutes = availability.minutes_between(start, end)
@@ -193,7 +194,7 @@ def check_times(
             % {
                 "room": room.name,
                 "slot": room.slot_minutes,
-                "opens": formats.time_format(window.opens, "TIME_FORMAT"),
+                "opens": formats.time_format(timezone.localtime(window.opens), "TIME_FORMAT"),
             }
         )
     if minutes < room.min_minutes:
