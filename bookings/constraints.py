@@ -7,7 +7,7 @@ is the only guard (see `bookings.services.book_room`).
 """
 
 from django.contrib.postgres.constraints import ExclusionConstraint
-from django.contrib.postgres.fields import DateTimeRangeField
+from django.contrib.postgres.fields import BigIntegerRangeField, DateTimeRangeField
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Func
 
@@ -17,6 +17,13 @@ class TsTzRange(Func):
 
     function = "TSTZRANGE"
     output_field = DateTimeRangeField()
+
+
+class Int8Range(Func):
+    """PostgreSQL's int8range(lower, upper, bounds)."""
+
+    function = "INT8RANGE"
+    output_field = BigIntegerRangeField()
 
 
 def _is_postgres(connection) -> bool:

@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from members.models import Member, Membership
 
-from .constraints import PostgresOnlyExclusionConstraint, TsTzRange
+from .constraints import Int8Range, PostgresOnlyExclusionConstraint, TsTzRange
 
 ZERO = Decimal("0.00")
 
@@ -244,10 +244,16 @@ class Booking(models.Model):
             ),
             # Two confirmed bookings of a room never overlap. "[)" ranges make a booking
             # that ends at 11:00 and one that starts at 11:00 adjacent, not overlapping.
+            # The room is compared as the range [room, room], because GiST compares ranges
+            # without an extension, while "room_id WITH =" needs btree_gist, which a
+            # database owner without CREATE on the database (a restore role) cannot add.
             PostgresOnlyExclusionConstraint(
                 name=NO_OVERLAP_CONSTRAINT,
                 expressions=[
-                    ("room", RangeOperators.EQUAL),
+                    (
+                        Int8Range("room", "room", RangeBoundary(inclusive_upper=True)),
+                        RangeOperators.OVERLAPS,
+                    ),
                     (TsTzRange("start", "end", RangeBoundary()), RangeOperators.OVERLAPS),
                 ],
                 condition=Q(status="confirmed"),

@@ -215,7 +215,7 @@ def check_times(
 
 @dataclass(frozen=True)
 class Quote:
-    """What a booking would cost and how it would be paid, as shown before confirming."""
+    """The price of a booking and how it would be paid, as the preview shows it."""
 
     room: Room
     start: datetime.datetime
@@ -228,7 +228,7 @@ class Quote:
     overage_allowed: bool
 
     @property
-    def refused(self) -> bool:
+    def rejected(self) -> bool:
         return self.overage > 0 and not self.overage_allowed
 
     @property
@@ -255,7 +255,7 @@ def _quote(
     )
 
 
-def _refusal(quote: Quote) -> OverageNotAllowedError:
+def _overage_rejection(quote: Quote) -> OverageNotAllowedError:
     return OverageNotAllowedError(
         _(
             "This booking costs %(price)s and your credit is %(balance)s, so %(missing)s is "
@@ -277,7 +277,7 @@ def quote_booking(
     """Return the price, the credit it would use and the overage, without booking.
 
     Raises the same errors as `book_room` for the member and the times, but not for a
-    taken slot or a refused overage: the quote shows those.
+    taken slot or a rejected overage: the quote shows those.
     """
     membership = booking_membership(member)
     minutes = check_times(room=room, start=start, end=end, now=timezone.now())
@@ -334,8 +334,8 @@ def book_room(
                 end=end,
                 minutes=minutes,
             )
-            if quote.refused:
-                raise _refusal(quote)
+            if quote.rejected:
+                raise _overage_rejection(quote)
             booking = _insert_booking(
                 member=member, membership=membership, room=room, quote=quote, actor=actor
             )

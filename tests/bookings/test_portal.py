@@ -95,7 +95,7 @@ def test_day_view_free_and_taken(member_client, member, other_member, room):
 def test_day_view_past_slots_not_bookable(member_client, room):
     response = member_client.get(day_url(room, START))
 
-    # The clock stands at 09:00, so the 09:00 slot has started.
+    # The clock is at 09:00, so the 09:00 slot has started.
     slots = response.context["grid"].slots
     assert [slot.bookable for slot in slots[:4]] == [False, False, False, True]
 
