@@ -21,7 +21,7 @@ from .constraints import Int8Range, PostgresOnlyExclusionConstraint, TsTzRange
 
 ZERO = Decimal("0.00")
 
-# Slot sizes a room can have, in minutes; each divides an hour, so slots start on the hour.
+# Slot sizes a room can have, in minutes. Slots step from the opening time of each day.
 SLOT_MINUTES_CHOICES = [(15, _("15 minutes")), (30, _("30 minutes")), (60, _("1 hour"))]
 
 NO_OVERLAP_CONSTRAINT = "booking_no_overlap"
