@@ -164,6 +164,100 @@ class Invoice(models.Model):
         return f"Invoice {self.pk} · {self.membership_id} · {self.period_start}"
 
 
+class InvoiceItem(models.Model):
+    """A one-off charge (or credit, when negative) added to a membership's next invoice.
+
+    A pending item waits for the next billing-period invoice. The gateway learns of it
+    after commit (`billing.services.sync_invoice_item`), so its own next invoice carries
+    it: Stripe as an invoice item on the subscription. When that invoice arrives, or
+    when staff record a manual payment that opens the next invoice, the item is attached
+    to the invoice and becomes invoiced. A void item was withdrawn before it was billed.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for the next invoice")
+        INVOICED = "invoiced", _("Invoiced")
+        VOID = "void", _("Withdrawn")
+
+    membership = models.ForeignKey(
+        Membership,
+        verbose_name=_("membership"),
+        on_delete=models.PROTECT,
+        related_name="invoice_items",
+    )
+    amount = models.DecimalField(
+        _("amount (USD)"),
+        max_digits=10,
+        decimal_places=2,
+        help_text=_("Positive is a charge, negative a credit on the invoice."),
+    )
+    description = models.CharField(_("description"), max_length=250)
+    reference = models.CharField(
+        _("reference"),
+        max_length=255,
+        help_text=_("What the item is for, for example booking:42; one item per reference."),
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    invoice = models.ForeignKey(
+        Invoice,
+        verbose_name=_("invoice"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="items",
+    )
+    gateway = models.CharField(_("gateway"), max_length=30, blank=True)
+    gateway_reference = models.CharField(_("gateway reference"), max_length=255, blank=True)
+    gateway_removed_at = models.DateTimeField(_("removed at the gateway"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    voided_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("invoice item")
+        verbose_name_plural = _("invoice items")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["reference"], name="invoice_item_reference_unique"),
+            models.UniqueConstraint(
+                fields=["gateway", "gateway_reference"],
+                condition=~Q(gateway_reference=""),
+                name="invoice_item_gateway_reference_unique",
+            ),
+            models.CheckConstraint(
+                condition=~Q(amount=0),
+                name="invoice_item_amount_not_zero",
+                violation_error_message=_("An invoice item cannot be $0.00."),
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "invoiced", "void"]),
+                name="invoice_item_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="invoiced", invoice__isnull=False)
+                | (~Q(status="invoiced") & Q(invoice__isnull=True)),
+                name="invoice_item_invoice_matches_status",
+                violation_error_message=_("Only an invoiced item names its invoice."),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["membership", "status"], name="invoice_item_membership_status")
+        ]
+
+    def __str__(self):
+        return f"{self.description} ({self.amount})"
+
+
 class Payment(models.Model):
     """Money received for a membership, through the gateway or recorded by staff."""
 

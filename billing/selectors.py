@@ -8,14 +8,15 @@ import datetime
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Max, QuerySet
+from django.db.models import Max, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
 
 from members import services as members_services
 from members.models import Member, Membership, Plan
 from members.periods import billing_period
 
 from .gateways import get_gateway
-from .models import CreditEntry, GatewayCustomer, Invoice
+from .models import MONEY, ZERO, CreditEntry, GatewayCustomer, Invoice, InvoiceItem
 
 ONE_DAY = datetime.timedelta(days=1)
 
@@ -61,6 +62,8 @@ class NextPayment:
     period_start: datetime.date
     period_end: datetime.date
     invoice: Invoice | None = None
+    #: The part of `amount` that is one-off charges (room overage) waiting for the invoice.
+    items_amount: Decimal = ZERO
 
     @property
     def due_on(self) -> datetime.date:
@@ -73,10 +76,10 @@ def next_payment(membership: Membership) -> NextPayment | None:
     Follows the order in which `billing.services.record_manual_payment` settles invoices.
     The oldest open invoice comes first, at its own amount. Without one, the next payment
     is for the period after the last invoiced one (period 1 when there is none), at the
-    signed monthly price, with its dates from `members.periods`. No new period is billed
-    from a scheduled cancellation or end date on, or after the commitment end of a plan
-    that does not renew. Reads `membership.plan`. Issues one query when an invoice is
-    open, two otherwise.
+    signed monthly price plus the invoice items waiting for it (room overage), with its
+    dates from `members.periods`. No new period is billed from a scheduled cancellation
+    or end date on, or after the commitment end of a plan that does not renew. Reads
+    `membership.plan`. Issues one query when an invoice is open, three otherwise.
     """
     if not membership.is_current:
         return None
@@ -99,8 +102,14 @@ def next_payment(membership: Membership) -> NextPayment | None:
         stops_on.append(membership.commitment_end)
     if any(period.start >= day for day in stops_on):
         return None
+    items = membership.invoice_items.filter(status=InvoiceItem.Status.PENDING).aggregate(
+        total=Coalesce(Sum("amount"), Value(ZERO), output_field=MONEY)
+    )["total"]
     return NextPayment(
-        amount=membership.monthly_price, period_start=period.start, period_end=period.end
+        amount=membership.monthly_price + items,
+        period_start=period.start,
+        period_end=period.end,
+        items_amount=items,
     )
 
 
@@ -218,7 +227,7 @@ def portal_billing(
 ) -> PortalBilling:
     """Load the dashboard's billing data for `member` in a fixed number of queries.
 
-    Five queries without a current membership and six or seven with one (see
+    Five queries without a current membership and six to eight with one (see
     `next_payment`), whatever the number of invoices and ledger entries.
 
     `membership` is the member's current membership (None when there is none), with its

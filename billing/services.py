@@ -10,7 +10,8 @@ time. Each step is keyed so that it happens once: an invoice per membership peri
 payment per gateway payment id, a credit grant per invoice. "Today" is
 `members.services.local_today()`, so a test that moves that clock moves billing's too.
 
-The credit ledger lives in `billing.credit`; its functions are re-exported here.
+The credit ledger lives in `billing.credit`, and one-off charges on the next invoice
+(meeting-room overage) in `billing.charges`; their functions are re-exported here.
 """
 
 import datetime
@@ -30,7 +31,8 @@ from members.models import Member, Membership, Plan
 from members.periods import BillingPeriod, billing_period, period_containing
 from outbox.models import OutboxEmail
 
-from . import emails
+from . import charges, emails
+from .charges import add_invoice_item, sync_invoice_item, withdraw_invoice_item
 from .credit import (
     adjust_credit,
     expire_credit,
@@ -58,6 +60,7 @@ __all__ = [
     "BillingError",
     "InsufficientCreditError",
     "activate_due_memberships",
+    "add_invoice_item",
     "adjust_credit",
     "apply_gateway_event",
     "apply_term_ends",
@@ -74,7 +77,9 @@ __all__ = [
     "store_webhook_event",
     "suspend_overdue_memberships",
     "sync_gateway_cancellation",
+    "sync_invoice_item",
     "terminate_membership_early",
+    "withdraw_invoice_item",
 ]
 
 logger = logging.getLogger(__name__)
@@ -305,18 +310,26 @@ def _invoice_for_event(
     period_start: datetime.date,
     amount: Decimal,
     hosted_url: str,
+    item_references: tuple[str, ...] = (),
 ) -> Invoice:
     """Return the period invoice a gateway event is about, creating it open when missing.
 
     An invoice found by period without a gateway reference (for example one created by a
-    failure event that carried none) takes the event's reference and page.
+    failure event that carried none) takes the event's reference and page. A new
+    invoice is due the monthly price plus the invoice items the gateway lists on it,
+    which are attached to it.
     """
     period = _period_for(membership, period_start)
     invoice = _find_period_invoice(
         membership=membership, gateway=gateway, reference=reference, period=period
     )
+    items = charges.items_billed_by_gateway(
+        membership=membership, gateway=gateway, references=item_references
+    )
     amount = to_money(amount, name=_("invoice amount"))
-    expected = invoice.amount if invoice is not None else membership.monthly_price
+    expected = (
+        invoice.amount if invoice is not None else membership.monthly_price + charges.total(items)
+    )
     if amount != expected:
         # A different sum means a changed price, a coupon or a tampered setup at the
         # gateway; staff decide, and nothing is applied until they do.
@@ -352,6 +365,7 @@ def _invoice_for_event(
             period.number,
             reference or "no gateway reference",
         )
+        charges.attach_items(invoice=invoice, items=items)
         return invoice
 
     changed = []
@@ -372,11 +386,15 @@ def _invoice_for_event(
         changed.append("hosted_url")
     if changed:
         invoice.save(update_fields=[*changed, "updated_at"])
+    charges.attach_items(invoice=invoice, items=items)
     return invoice
 
 
 def _next_period_invoice(membership: Membership) -> Invoice:
-    """Return the oldest open invoice of the membership, else a new one for the next period."""
+    """Return the oldest open invoice of the membership, else a new one for the next period.
+
+    A new invoice bills the monthly price and every invoice item waiting for it.
+    """
     invoice = (
         Invoice.objects.filter(membership=membership, status=Invoice.Status.OPEN)
         .order_by("period_start", "id")
@@ -388,17 +406,23 @@ def _next_period_invoice(membership: Membership) -> Invoice:
         last=Max("period_number")
     )["last"]
     period = billing_period(membership.start_date, (last or 0) + 1)
+    items = charges.pending_items(membership)
     invoice = Invoice.objects.create(
         membership=membership,
         kind=Invoice.Kind.PERIOD,
         period_number=period.number,
         period_start=period.start,
         period_end=period.end,
-        amount=membership.monthly_price,
+        amount=membership.monthly_price + charges.total(items),
     )
     logger.info(
-        "Invoice %s created for membership %s period %s", invoice.pk, membership.pk, period.number
+        "Invoice %s created for membership %s period %s with %s invoice item(s)",
+        invoice.pk,
+        membership.pk,
+        period.number,
+        len(items),
     )
+    charges.attach_items(invoice=invoice, items=items)
     return invoice
 
 
@@ -527,6 +551,7 @@ def _apply_payment_succeeded(event: PaymentSucceeded, gateway: str) -> None:
         period_start=event.period_start,
         amount=event.amount,
         hosted_url=event.hosted_url,
+        item_references=event.item_references,
     )
     _settle_invoice(
         membership=membership,
@@ -556,6 +581,7 @@ def _apply_payment_failed(event: PaymentFailed, gateway: str) -> None:
         period_start=event.period_start,
         amount=event.amount,
         hosted_url=event.hosted_url,
+        item_references=event.item_references,
     )
     if invoice.status != Invoice.Status.OPEN:
         logger.info(
@@ -738,6 +764,7 @@ def _apply_checkout_completed(event: CheckoutCompleted, gateway: str) -> None:
             membership=membership, gateway=gateway, reference=event.subscription_reference
         )
         logger.info("Membership %s: gateway subscription %s stored", membership.pk, subscription)
+        charges.sync_membership_items(membership=membership)
     elif subscription.reference != event.subscription_reference:
         logger.error(
             "Membership %s already has subscription %s; checkout %s created %s as well. "

@@ -8,7 +8,7 @@ from members import services as members_services
 
 from . import services
 from .gateways.base import GatewayError
-from .models import GatewaySubscription, WebhookEvent
+from .models import GatewaySubscription, InvoiceItem, WebhookEvent
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,18 @@ def sync_gateway_cancellation(subscription_id: int) -> None:
     """Tell the gateway the cancellation date recorded on a subscription, retrying on errors."""
     subscription = GatewaySubscription.objects.get(pk=subscription_id)
     services.sync_gateway_cancellation(subscription=subscription)
+
+
+@shared_task(
+    autoretry_for=(GatewayError,),
+    retry_backoff=60,
+    retry_backoff_max=3600,
+    max_retries=10,
+)
+def sync_invoice_item(item_id: int) -> None:
+    """Add a pending invoice item at the gateway, or remove a withdrawn one, retrying on errors."""
+    item = InvoiceItem.objects.get(pk=item_id)
+    services.sync_invoice_item(item=item)
 
 
 @shared_task

@@ -265,6 +265,7 @@ def fake_self_service(request, member):
     membership = member_selectors.current_membership(member)
     context = {
         "invoices": invoices,
+        "pending_items": fake.amount_due(membership).items if membership is not None else (),
         "membership": membership,
         "can_fail_renewal": membership is not None and membership.state == State.ACTIVE,
         "Status": Invoice.Status,

@@ -24,15 +24,17 @@ if (BASE_DIR / ".env").is_file():
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 
 
-def positive_int_env(name: str, default: int) -> int:
-    """Return a whole number of at least 1 from the environment, or stop start-up naming it."""
+def positive_int_env(name: str, default: int, *, minimum: int = 1) -> int:
+    """Return a whole number of at least `minimum` from the environment, or stop start-up."""
     raw = env.str(name, default=str(default)).strip()
     try:
         value = int(raw)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise ImproperlyConfigured(f"{name} must be a whole number of at least 1, got {raw!r}.")
+        value = minimum - 1
+    if value < minimum:
+        raise ImproperlyConfigured(
+            f"{name} must be a whole number of at least {minimum}, got {raw!r}."
+        )
     return value
 
 
@@ -94,6 +96,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.contrib.postgres",
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
@@ -105,6 +108,7 @@ INSTALLED_APPS = [
     "backup_restore",
     "odoo_import",
     "outbox",
+    "bookings",
 ]
 
 MIDDLEWARE = [
@@ -337,6 +341,12 @@ STRIPE_PORTAL_CONFIGURATION_ID = env("STRIPE_PORTAL_CONFIGURATION_ID", default="
 CPR_GRACE_PERIOD_DAYS = positive_int_env("CPR_GRACE_PERIOD_DAYS", 7)
 # Public address of the site, for links in emails and gateway return URLs.
 CPR_SITE_URL = env("CPR_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+# Meeting rooms. A booking cancelled at least this many hours before it starts gets its
+# credit back and its overage charge removed; a later cancellation keeps both.
+CPR_BOOKING_CANCEL_CUTOFF_HOURS = positive_int_env("CPR_BOOKING_CANCEL_CUTOFF_HOURS", 24, minimum=0)
+# How many days ahead members can book a room.
+CPR_BOOKING_HORIZON_DAYS = positive_int_env("CPR_BOOKING_HORIZON_DAYS", 90)
 
 # Door access. The tracking backend records keys and calls nothing. Production may use
 # Salto KS, whose OAuth2 client and the access groups our integration manages come from

@@ -17,5 +17,6 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("healthz/", views.healthz, name="healthz"),
     path("billing/", include("billing.urls")),
+    path("", include("bookings.urls")),
     path("", include("members.urls")),
 ]

@@ -71,6 +71,14 @@ class Plan(models.Model):
         default=False,
         help_text=_("When off, unused meeting-room credit expires at the end of its period."),
     )
+    allows_overage = models.BooleanField(
+        _("meeting-room overage allowed"),
+        default=True,
+        help_text=_(
+            "When on, a room booking that costs more than the member's credit is booked and "
+            "the rest is charged on the next invoice. When off, such a booking is rejected."
+        ),
+    )
     renewal_policy = models.CharField(
         _("renewal policy"),
         max_length=20,

@@ -2,8 +2,9 @@
 
 Each email has three templates in `templates/email/<name>/`: `subject.txt`,
 `message.txt` and `message.html`. The context is stored as JSON, so dates and amounts
-come back as strings. `EmailTemplate.dates` and `.money` name the keys that rendering
-turns back into `datetime.date` and `Decimal`, for the `date` and `usd` filters.
+come back as strings. `EmailTemplate.dates`, `.datetimes` and `.money` name the keys
+that rendering turns back into `datetime.date`, aware `datetime.datetime` and `Decimal`,
+for the `date`, `time` and `usd` filters. Aware datetimes render in settings.TIME_ZONE.
 """
 
 import datetime
@@ -29,6 +30,7 @@ class EmailTemplate:
     required: tuple[str, ...]
     dates: tuple[str, ...] = ()
     money: tuple[str, ...] = ()
+    datetimes: tuple[str, ...] = ()
 
     def paths(self) -> tuple[str, str, str]:
         """Return the template paths of the subject, the plain-text and the HTML body."""
@@ -41,6 +43,9 @@ class EmailTemplate:
         for key in self.dates:
             if isinstance(values.get(key), str):
                 values[key] = datetime.date.fromisoformat(values[key][:10])
+        for key in self.datetimes:
+            if isinstance(values.get(key), str):
+                values[key] = datetime.datetime.fromisoformat(values[key])
         for key in self.money:
             if values.get(key) is not None:
                 values[key] = Decimal(str(values[key]))
@@ -113,6 +118,20 @@ TEMPLATES = {
             _("Cancellation confirmed"),
             required=("first_name", "plan_name", "end_date", "scheduled"),
             dates=("end_date",),
+        ),
+        EmailTemplate(
+            "booking_confirmed",
+            _("Room booking confirmed"),
+            required=("first_name", "room_name", "start", "end", "price"),
+            datetimes=("start", "end"),
+            money=("price", "credit_used", "overage"),
+        ),
+        EmailTemplate(
+            "booking_cancelled",
+            _("Room booking cancelled"),
+            required=("first_name", "room_name", "start", "end", "charge_kept"),
+            datetimes=("start", "end"),
+            money=("credit_used", "overage"),
         ),
         EmailTemplate(
             "commitment_ending",

@@ -5,7 +5,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from billing import selectors
-from billing.models import Invoice, Payment
+from billing.models import Invoice, InvoiceItem, Payment
 from billing.money import format_usd
 from members.admin.base import format_date
 
@@ -36,6 +36,58 @@ class PaymentInline(admin.TabularInline):
         return format_usd(payment.amount)
 
 
+class InvoiceItemInline(admin.TabularInline):
+    """The one-off charges (room overage) an invoice bills, read-only."""
+
+    model = InvoiceItem
+    fk_name = "invoice"
+    fields = ("description", "amount_usd", "reference", "gateway_reference")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=gettext_lazy("amount"))
+    def amount_usd(self, item):
+        return format_usd(item.amount)
+
+
+@admin.register(InvoiceItem)
+class InvoiceItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Charges on a membership's next invoice, written only by the billing services."""
+
+    list_display = (
+        "id",
+        "created_at",
+        "member",
+        "description",
+        "amount_usd",
+        "status",
+        "invoice",
+        "gateway_reference",
+    )
+    list_display_links = ("id", "created_at")
+    list_filter = ("status", "gateway")
+    search_fields = tuple(f"membership__member__{name}" for name in MEMBER_SEARCH_FIELDS) + (
+        "reference",
+        "gateway_reference",
+    )
+    list_select_related = ("membership__member", "invoice")
+
+    @admin.display(description=gettext_lazy("member"), ordering="membership__member__last_name")
+    def member(self, item):
+        return link_to_member(item.membership.member)
+
+    @admin.display(description=gettext_lazy("amount"), ordering="amount")
+    def amount_usd(self, item):
+        return format_usd(item.amount)
+
+
 @admin.register(Invoice)
 class InvoiceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Invoices, written only by the billing services from gateway events and payments."""
@@ -56,7 +108,7 @@ class InvoiceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "gateway_reference",
     )
     list_select_related = ("membership__member", "membership__plan")
-    inlines = (PaymentInline,)
+    inlines = (InvoiceItemInline, PaymentInline)
 
     @admin.display(description=gettext_lazy("member"), ordering="membership__member__last_name")
     def member(self, invoice):

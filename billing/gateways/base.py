@@ -65,6 +65,8 @@ class PaymentSucceeded(GatewayEvent):
     period_end: datetime.date
     paid_at: datetime.datetime
     hosted_url: str = ""
+    #: The gateway's ids of the one-off invoice items on the invoice (room overage).
+    item_references: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class PaymentFailed(GatewayEvent):
     period_end: datetime.date
     hosted_url: str = ""
     failure_message: str = ""
+    item_references: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,19 @@ class PaymentGateway(ABC):
     @abstractmethod
     def schedule_cancellation(self, *, membership, at: datetime.date) -> None:
         """Make the gateway stop billing `membership` after `at`."""
+
+    @abstractmethod
+    def add_invoice_item(self, *, item) -> str:
+        """Put `item` (a billing.models.InvoiceItem) on its membership's next invoice.
+
+        Returns the gateway's id of the item, or "" when the gateway does not bill the
+        membership (no subscription there), so the item waits for a manual payment. Must
+        be safe to call again for the same item.
+        """
+
+    @abstractmethod
+    def remove_invoice_item(self, *, item) -> None:
+        """Take `item` off the next invoice at the gateway; `item.gateway_reference` names it."""
 
     @abstractmethod
     def verify_webhook(self, *, body: bytes, headers: dict[str, str]) -> dict:

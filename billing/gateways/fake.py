@@ -73,23 +73,37 @@ def invoice_reference(membership_id: int, period_number: int) -> str:
 # --- What a membership owes ---------------------------------------------------------
 
 
+def invoice_item_reference(item_id: int) -> str:
+    return f"fake_ii_{item_id}"
+
+
 @dataclass(frozen=True)
 class AmountDue:
-    """The billing period a membership pays next, and its amount in USD."""
+    """The billing period a membership pays next, and its amount in USD.
+
+    `items` are the pending invoice items that the fake gateway holds for the next
+    invoice; `amount` includes them.
+    """
 
     period: BillingPeriod
     amount: Decimal
     is_open_invoice: bool
+    items: tuple = ()
+
+    @property
+    def item_references(self) -> list[str]:
+        return [item.gateway_reference for item in self.items]
 
 
 def amount_due(membership) -> AmountDue:
-    """Return the period the membership pays next, reading its invoices in one query.
+    """Return the period the membership pays next, in two queries.
 
     The oldest open billing-period invoice comes first (a failed renewal). Otherwise it
     is the period after the last invoiced one, at the membership's monthly price
-    snapshot. Void invoices do not count as invoiced.
+    snapshot plus the invoice items pending at this gateway, as Stripe adds pending
+    items to the next invoice. Void invoices do not count as invoiced.
     """
-    from billing.models import Invoice
+    from billing.models import Invoice, InvoiceItem
 
     invoices = list(
         membership.invoices.filter(kind=Invoice.Kind.PERIOD)
@@ -105,7 +119,15 @@ def amount_due(membership) -> AmountDue:
             return AmountDue(period=period, amount=invoice.amount, is_open_invoice=True)
     last_number = invoices[-1].period_number if invoices else 0
     period = billing_period(membership.start_date, last_number + 1)
-    return AmountDue(period=period, amount=membership.monthly_price, is_open_invoice=False)
+    items = tuple(
+        InvoiceItem.objects.filter(
+            membership=membership, status=InvoiceItem.Status.PENDING, gateway=FakeGateway.name
+        )
+        .exclude(gateway_reference="")
+        .order_by("id")
+    )
+    amount = membership.monthly_price + sum((item.amount for item in items), Decimal("0.00"))
+    return AmountDue(period=period, amount=amount, is_open_invoice=False, items=items)
 
 
 # --- Event payloads -----------------------------------------------------------------
@@ -155,6 +177,7 @@ def payment_succeeded_payload(membership, due: AmountDue) -> dict:
             "period_end": due.period.end.isoformat(),
             "paid_at": timezone.now().isoformat(),
             "hosted_url": _pay_page_url(membership),
+            "item_references": due.item_references,
         },
     )
 
@@ -173,6 +196,7 @@ def payment_failed_payload(membership, due: AmountDue, failure_message: str) -> 
             "period_end": due.period.end.isoformat(),
             "hosted_url": _pay_page_url(membership),
             "failure_message": failure_message,
+            "item_references": due.item_references,
         },
     )
 
@@ -207,7 +231,14 @@ def _parse_amount(value: str) -> Decimal:
     return amount
 
 
+def _parse_references(value) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError("expected a list of invoice item ids")
+    return tuple(value)
+
+
 _FIELD_PARSERS = {
+    "item_references": _parse_references,
     "membership_id": int,
     "amount": _parse_amount,
     "period_start": datetime.date.fromisoformat,
@@ -277,6 +308,31 @@ class FakeGateway(PaymentGateway):
 
     def schedule_cancellation(self, *, membership, at: datetime.date) -> None:
         logger.info("Fake gateway: billing of membership %s would stop after %s", membership.pk, at)
+
+    def add_invoice_item(self, *, item) -> str:
+        """Hold `item` for the next invoice of a membership that has a fake subscription.
+
+        Like Stripe, a membership that the gateway does not bill (no checkout yet, or paid
+        by hand) gets nothing here, so the item waits for a manual payment.
+        """
+        from billing.models import GatewaySubscription
+
+        billed = GatewaySubscription.objects.filter(
+            membership_id=item.membership_id, gateway=self.name, ended_at__isnull=True
+        ).exists()
+        if not billed:
+            return ""
+        reference = invoice_item_reference(item.pk)
+        logger.info(
+            "Fake gateway: invoice item %s (%s) added to the next invoice of membership %s",
+            reference,
+            item.amount,
+            item.membership_id,
+        )
+        return reference
+
+    def remove_invoice_item(self, *, item) -> None:
+        logger.info("Fake gateway: invoice item %s removed", item.gateway_reference)
 
     def verify_webhook(self, *, body: bytes, headers) -> dict:
         """Check X-Fake-Signature and return the decoded body.

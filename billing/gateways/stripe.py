@@ -91,15 +91,19 @@ class StripeGateway(PaymentGateway):
             self._clients[key] = client
         return client
 
-    def _call(self, action: str, method, *args, **kwargs):
+    def _call(self, action: str, method, *args, missing_ok: bool = False, **kwargs):
         """Run one API call; turn a Stripe error into GatewayError naming `action`.
 
         Only the error's class, HTTP status, code and request id are logged and raised,
-        because Stripe's messages can echo request parameters.
+        because Stripe's messages can echo request parameters. With `missing_ok` a 404
+        (the object is gone already) returns None instead.
         """
         try:
             return method(*args, **kwargs)
         except stripe.StripeError as error:
+            if missing_ok and error.http_status == 404:
+                logger.info("Stripe %s: the object no longer exists (HTTP 404)", action)
+                return None
             logger.warning(
                 "Stripe %s failed: %s (HTTP status %s, code %s, request %s)",
                 action,
@@ -329,6 +333,75 @@ class StripeGateway(PaymentGateway):
             membership.pk,
             at,
         )
+
+    def _billing_subscription(self, membership) -> str:
+        """Return the reference of the membership's running Stripe subscription, or ""."""
+        from billing.models import GatewaySubscription
+
+        return (
+            GatewaySubscription.objects.filter(
+                membership=membership, gateway=self.name, ended_at__isnull=True
+            )
+            .values_list("reference", flat=True)
+            .first()
+            or ""
+        )
+
+    def add_invoice_item(self, *, item) -> str:
+        """Create a pending Stripe invoice item on the membership's subscription.
+
+        Stripe adds pending items of a subscription to that subscription's next invoice,
+        whose webhook then lists the item's id. A membership without a running Stripe
+        subscription gets nothing at Stripe, because no Stripe invoice would collect it.
+        """
+        membership = item.membership
+        subscription = self._billing_subscription(membership)
+        if not subscription:
+            logger.info(
+                "Membership %s has no Stripe subscription; invoice item %s stays local",
+                membership.pk,
+                item.pk,
+            )
+            return ""
+        customer = self.ensure_customer(member=membership.member)
+        created = self._call(
+            "invoice item creation",
+            self._client().v1.invoice_items.create,
+            params={
+                "customer": customer.reference,
+                "subscription": subscription,
+                "amount": to_cents(item.amount),
+                "currency": "usd",
+                "description": item.description,
+                "metadata": {
+                    "membership_id": str(membership.pk),
+                    "invoice_item_id": str(item.pk),
+                    "reference": item.reference,
+                },
+            },
+            options={"idempotency_key": f"cpr-invoice-item-{item.pk}"},
+        )
+        logger.info(
+            "Created Stripe invoice item %s for item %s of membership %s",
+            created.id,
+            item.pk,
+            membership.pk,
+        )
+        return created.id
+
+    def remove_invoice_item(self, *, item) -> None:
+        """Delete the pending Stripe invoice item; one that is gone already counts as deleted.
+
+        Stripe refuses (HTTP 400) once the item is on a finalized invoice, and the task retries.
+        """
+        self._call(
+            "invoice item deletion",
+            self._client().v1.invoice_items.delete,
+            item.gateway_reference,
+            missing_ok=True,
+            options={"idempotency_key": f"cpr-invoice-item-delete-{item.pk}"},
+        )
+        logger.info("Deleted Stripe invoice item %s (item %s)", item.gateway_reference, item.pk)
 
     def verify_webhook(self, *, body: bytes, headers) -> dict:
         """Check the Stripe-Signature header and return the event as received.

@@ -109,6 +109,25 @@ def _subscription_line(invoice: dict) -> dict | None:
     return lines[0] if lines else None
 
 
+def _item_references(invoice: dict) -> tuple[str, ...]:
+    """Return the ids of the one-off invoice items billed on the invoice's lines.
+
+    Current API versions name the item in `parent.invoice_item_details.invoice_item`;
+    before 2025-03-31 a line of type "invoiceitem" names it in `invoice_item`.
+    """
+    # NOTE: a webhook embeds at most the first page of lines (`lines.has_more`); an
+    # invoice with more items than that is reported short, and the amount check then
+    # leaves the event failed for staff.
+    references = []
+    for line in _dig(invoice, "lines", "data") or []:
+        current = _dig(line, "parent", "invoice_item_details", "invoice_item")
+        legacy = line.get("invoice_item") if line.get("type") == "invoiceitem" else None
+        reference = _reference(current) or _reference(legacy)
+        if reference:
+            references.append(reference)
+    return tuple(references)
+
+
 def _membership_of_subscription(subscription_id: str) -> int | None:
     """Return the membership of a stored Stripe subscription, or None when none is stored."""
     if not subscription_id:
@@ -237,6 +256,7 @@ def _invoice_event(payload: dict, invoice: dict) -> GatewayEvent:
         "period_start": period_start,
         "period_end": period_end,
         "hosted_url": invoice.get("hosted_invoice_url") or "",
+        "item_references": _item_references(invoice),
     }
 
     if payload["type"] == "invoice.payment_failed":

@@ -38,6 +38,7 @@ class PlanAdmin(admin.ModelAdmin):
                     "contract_months",
                     "included_credit",
                     "credit_rolls_over",
+                    "allows_overage",
                     "renewal_policy",
                     "cancellation_policy",
                     "stripe_price_id",

@@ -25,13 +25,15 @@ HOT_DESK = {
 def seed_hot_desk(apps, schema_editor):
     Plan = apps.get_model("members", "Plan")
     values = {key: value for key, value in HOT_DESK.items() if key != "slug"}
-    Plan.objects.get_or_create(slug=HOT_DESK["slug"], defaults=values)
+    # The database being migrated, which is not the default one in `migrate --database`.
+    plans = Plan.objects.using(schema_editor.connection.alias)
+    plans.get_or_create(slug=HOT_DESK["slug"], defaults=values)
 
 
 def remove_hot_desk(apps, schema_editor):
     Plan = apps.get_model("members", "Plan")
     # Plans referenced by memberships are protected; leave those in place.
-    Plan.objects.filter(slug=HOT_DESK["slug"], memberships__isnull=True, applications__isnull=True).delete()
+    Plan.objects.using(schema_editor.connection.alias).filter(slug=HOT_DESK["slug"], memberships__isnull=True, applications__isnull=True).delete()
 
 
 class Migration(migrations.Migration):

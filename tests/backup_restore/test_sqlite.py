@@ -126,4 +126,8 @@ def test_sqlite_older_archive_migrated(tmp_path):
         applied = database.execute(
             "SELECT name FROM django_migrations WHERE app = 'billing' ORDER BY id"
         ).fetchall()
-    assert applied == [("0001_initial",), ("0002_invoice_kind_and_refund_expiry",)]
+    assert applied == [
+        ("0001_initial",),
+        ("0002_invoice_kind_and_refund_expiry",),
+        ("0003_invoiceitem",),
+    ]

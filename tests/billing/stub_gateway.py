@@ -52,6 +52,8 @@ def _from_json(event_class, data: dict) -> dict:
             value = datetime.date.fromisoformat(value)
         elif item.type in (Decimal, "Decimal"):
             value = Decimal(value)
+        elif item.name == "item_references":
+            value = tuple(value)
         values[item.name] = value
     return values
 
@@ -76,6 +78,13 @@ class StubGateway(PaymentGateway):
 
     def schedule_cancellation(self, *, membership, at) -> None:
         self.calls.append(("schedule_cancellation", membership.pk, at))
+
+    def add_invoice_item(self, *, item) -> str:
+        self.calls.append(("add_invoice_item", item.pk))
+        return f"ii_{item.pk}"
+
+    def remove_invoice_item(self, *, item) -> None:
+        self.calls.append(("remove_invoice_item", item.pk))
 
     def verify_webhook(self, *, body, headers) -> dict:
         raise NotImplementedError("the stub gateway receives no webhooks over HTTP")

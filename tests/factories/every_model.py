@@ -20,7 +20,15 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.utils import timezone
 
 from access.models import AccessEvent, AccessKey
-from billing.models import CreditEntry, GatewayCustomer, GatewaySubscription, Invoice, Payment
+from billing.models import (
+    CreditEntry,
+    GatewayCustomer,
+    GatewaySubscription,
+    Invoice,
+    InvoiceItem,
+    Payment,
+)
+from bookings.models import Booking, CalendarFeed, Room, RoomHours
 from members.models import Member, Membership, MembershipEvent
 from outbox.models import OutboxEmail
 
@@ -113,6 +121,43 @@ def fill_every_model() -> None:
         reason="Sala de reuniones",
         created_by=staff,
     )
+
+    room = Room.objects.create(
+        name="Sala Morro «grande»",
+        capacity=8,
+        hourly_rate=Decimal("25.00"),
+        photo="rooms/sala-morro.jpg",
+        description="Pizarra y pantalla; 'comillas'.",
+    )
+    RoomHours.objects.create(
+        room=room, weekday=0, opens_at=datetime.time(8), closes_at=datetime.time(18, 30)
+    )
+    booking = Booking.objects.create(
+        member=member,
+        membership=membership,
+        room=room,
+        start=datetime.datetime(2025, 3, 3, 14, 0, tzinfo=datetime.UTC),
+        end=datetime.datetime(2025, 3, 3, 16, 30, tzinfo=datetime.UTC),
+        status=Booking.Status.CANCELLED,
+        price=Decimal("62.50"),
+        credit_used=Decimal("12.50"),
+        overage=Decimal("50.00"),
+        booked_by=staff,
+        cancelled_at=timezone.now(),
+        cancelled_by=staff,
+        cancel_reason="Avería del aire acondicionado",
+    )
+    InvoiceItem.objects.create(
+        membership=membership,
+        amount=Decimal("50.00"),
+        description="Sala Morro, 3 de marzo",
+        reference=booking.ledger_reference,
+        status=InvoiceItem.Status.INVOICED,
+        invoice=invoice,
+        gateway="stripe",
+        gateway_reference="ii_123",
+    )
+    CalendarFeed.objects.create(member=member)
 
     key = AccessKeyFactory(member=member, kind=AccessKey.Kind.CARD)
     AccessEvent.objects.create(

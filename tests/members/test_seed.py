@@ -2,14 +2,18 @@
 
 import importlib
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django.apps import apps
+from django.db import connection
 
 from members.models import Plan
 from tests.factories import MembershipFactory
 
 seed_migration = importlib.import_module("members.migrations.0002_seed_hot_desk_plan")
+# The migration's functions read only the schema editor's connection (the database migrated).
+SCHEMA_EDITOR = SimpleNamespace(connection=connection)
 
 
 def test_hot_desk_price(hot_desk):
@@ -37,7 +41,7 @@ def test_hot_desk_open_for_applications(hot_desk):
 
 @pytest.mark.django_db
 def test_seed_runs_twice():
-    seed_migration.seed_hot_desk(apps, None)
+    seed_migration.seed_hot_desk(apps, SCHEMA_EDITOR)
 
     assert Plan.objects.filter(slug="hot-desk").count() == 1
 
@@ -46,14 +50,14 @@ def test_seed_keeps_edited_plan(hot_desk):
     hot_desk.monthly_price = Decimal("275.00")
     hot_desk.save()
 
-    seed_migration.seed_hot_desk(apps, None)
+    seed_migration.seed_hot_desk(apps, SCHEMA_EDITOR)
 
     hot_desk.refresh_from_db()
     assert hot_desk.monthly_price == Decimal("275.00")
 
 
 def test_unseed_removes_unused_plan(hot_desk):
-    seed_migration.remove_hot_desk(apps, None)
+    seed_migration.remove_hot_desk(apps, SCHEMA_EDITOR)
 
     assert not Plan.objects.filter(pk=hot_desk.pk).exists()
 
@@ -61,6 +65,6 @@ def test_unseed_removes_unused_plan(hot_desk):
 def test_unseed_keeps_plan_in_use(hot_desk):
     MembershipFactory(plan=hot_desk)
 
-    seed_migration.remove_hot_desk(apps, None)
+    seed_migration.remove_hot_desk(apps, SCHEMA_EDITOR)
 
     assert Plan.objects.filter(pk=hot_desk.pk).exists()

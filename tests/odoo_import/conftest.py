@@ -90,6 +90,12 @@ class ForbiddenGateway(PaymentGateway):
     def schedule_cancellation(self, **kwargs):
         self._reject("schedule_cancellation", **kwargs)
 
+    def add_invoice_item(self, **kwargs):
+        self._reject("add_invoice_item", **kwargs)
+
+    def remove_invoice_item(self, **kwargs):
+        self._reject("remove_invoice_item", **kwargs)
+
     def verify_webhook(self, **kwargs):
         self._reject("verify_webhook", **kwargs)
 

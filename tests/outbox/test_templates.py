@@ -89,6 +89,29 @@ CONTEXTS = {
         "scheduled": True,
         "end_date": datetime.date(2026, 2, 3),
     },
+    "booking_confirmed": {
+        "booking_id": 9,
+        "first_name": "Ana",
+        "room_name": "Sala Morro",
+        "start": datetime.datetime(2025, 3, 4, 14, 0, tzinfo=datetime.UTC),
+        "end": datetime.datetime(2025, 3, 4, 16, 0, tzinfo=datetime.UTC),
+        "price": Decimal("50.00"),
+        "credit_used": Decimal("30.00"),
+        "overage": Decimal("20.00"),
+        "bookings_url": f"{SITE_URL}/portal/bookings/",
+    },
+    "booking_cancelled": {
+        "booking_id": 9,
+        "first_name": "Ana",
+        "room_name": "Sala Morro",
+        "start": datetime.datetime(2025, 3, 4, 14, 0, tzinfo=datetime.UTC),
+        "end": datetime.datetime(2025, 3, 4, 16, 0, tzinfo=datetime.UTC),
+        "price": Decimal("50.00"),
+        "credit_used": Decimal("30.00"),
+        "overage": Decimal("20.00"),
+        "charge_kept": False,
+        "bookings_url": f"{SITE_URL}/portal/bookings/",
+    },
     "commitment_ending": {
         "membership_id": 3,
         "first_name": "Ana",
@@ -127,6 +150,20 @@ FACTS = {
     "key_suspended": ["key fob ending in 4821"],
     "cancellation_confirmed": ["Feb. 3, 2026", "ends then"],
     "commitment_ending": ["Feb. 3, 2026", "another 12 months"],
+    # 14:00 UTC is 10 a.m. in San Juan (UTC-4).
+    "booking_confirmed": [
+        "Sala Morro",
+        "March 4, 2025, 10 a.m. – noon",
+        "$50.00",
+        "$30.00",
+        "$20.00",
+        f"{SITE_URL}/portal/bookings/",
+    ],
+    "booking_cancelled": [
+        "March 4, 2025, 10 a.m. – noon, is cancelled",
+        "$30.00 of credit is back",
+        "$20.00 is removed",
+    ],
 }
 
 
@@ -207,6 +244,16 @@ def test_immediate_cancellation_wording():
     rendered = render_email(template="cancellation_confirmed", context=context, language="en")
 
     assert "cancelled as of Feb. 3, 2026" in " ".join(rendered.text.split())
+
+
+def test_late_booking_cancellation_keeps_charge():
+    context = stored({**CONTEXTS["booking_cancelled"], "charge_kept": True})
+
+    rendered = render_email(template="booking_cancelled", context=context, language="en")
+
+    words = " ".join(rendered.text.split())
+    assert "still charged" in words
+    assert "back in your balance" not in words
 
 
 def test_template_files_checked():
