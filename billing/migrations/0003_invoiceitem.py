@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('billing', '0002_invoice_kind_and_refund_expiry'),
-        ('members', '0007_plan_allows_overage'),
+        ('members', '0008_plan_allows_overage'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

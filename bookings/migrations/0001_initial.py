@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('members', '0007_plan_allows_overage'),
+        ('members', '0008_plan_allows_overage'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

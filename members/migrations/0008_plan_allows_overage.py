@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('members', '0006_odoo_references'),
+        ('members', '0007_odoo_import_snapshots'),
     ]
 
     operations = [
