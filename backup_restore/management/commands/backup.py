@@ -1,9 +1,9 @@
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from backup_restore.errors import BackupError
+from backup_restore.interrupts import command_errors
 from backup_restore.services import create_backup, table_summary
 
 
@@ -33,10 +33,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, output, keep, verbosity, **options):
         output = output or Path(settings.CPR_BACKUP_DIR)
-        try:
+        with command_errors("Backup", "its unfinished archive and staging folder were removed."):
             result = create_backup(output_dir=output, keep=keep, progress=self.progress(verbosity))
-        except BackupError as error:
-            raise CommandError(f"Backup failed: {error}") from error
         size_mb = result.path.stat().st_size / 1_000_000
         removed = f"; deleted {len(result.removed)} old archives" if keep is not None else ""
         self.stdout.write(
