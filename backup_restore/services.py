@@ -9,12 +9,10 @@ import importlib
 import importlib.metadata
 import logging
 import os
-import re
 import secrets
 import shutil
 import tempfile
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,23 +31,25 @@ from .archive import (
     extract_archive,
     file_entry,
     media_files,
-    read_manifest,
     stage_media,
     write_archive,
 )
 from .databases import Database, database_for
 from .errors import BackupError
+from .retention import INSTALLATION_TABLE, Progress, archive_names, install_id, prune_backups
+from .workdirs import locked_temporary_directory
 
 logger = logging.getLogger(__name__)
 
 ARCHIVE_PREFIX = "backup"
 SAFETY_PREFIX = "pre_restore"
-# Names of the archives that `backup` writes; retention considers no other file.
-ARCHIVE_NAME = re.compile(r"^backup_\d{8}_\d{6}\.tar\.gz$")
-# Tables that `migrate` fills by itself. Rows there do not make a database "hold data".
-MIGRATION_FILLED_TABLES = frozenset({"django_migrations", "django_content_type", "auth_permission"})
-
-Progress = Callable[[str], None]
+# Staging folders go next to the archive: that file system has room for them. A later
+# run removes those that a killed run left.
+STAGING_PREFIX = ".backup-staging-"
+# Tables that `migrate` or `backup` fill by themselves. Rows there are not "data".
+MIGRATION_FILLED_TABLES = frozenset(
+    {"django_migrations", "django_content_type", "auth_permission", INSTALLATION_TABLE}
+)
 
 
 @dataclass(frozen=True)
@@ -108,74 +108,80 @@ def create_backup(
 ) -> BackupResult:
     """Write `<prefix>_YYYYMMDD_HHMMSS.tar.gz` (local time) to `output_dir` and return it.
 
-    With `keep`, archives of `backup` beyond the newest `keep` in `output_dir` are deleted
-    afterwards; see `prune_backups`.
+    When an archive of that second exists, the name of the next free second is used.
+    With `keep`, archives of this install beyond the newest `keep` in `output_dir` are
+    deleted afterwards; see `prune_backups`.
     """
     if keep is not None and keep < 1:
         raise BackupError(f"--keep must be 1 or more, got {keep}: it counts the archive just made.")
     database = database_for(using)
     created_at = timezone.localtime(now)
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    path = output_dir / f"{prefix}_{created_at:%Y%m%d_%H%M%S}.tar.gz"
-    if path.exists():
-        raise BackupError(f"{path} already exists. Wait a second and run the backup again.")
+    output_dir = prepare_output_dir(Path(output_dir))
+    # Only `backup` archives take part in retention, so only they make the install's token.
+    install = install_id(database, using, create=prefix == ARCHIVE_PREFIX)
 
-    logger.info("Backup of the %s to %s started", database.describe(), path)
-    # Staged next to the archive: that file system has room for it.
-    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".backup-staging-") as staging:
-        staging_dir = Path(staging)
-        progress(f"Dumping the {database.describe()}")
-        snapshot = database.dump(staging_dir / database.dump_filename)
-        progress(f"Copying media files from {settings.MEDIA_ROOT}")
-        files = {database.dump_filename: file_entry(staging_dir / database.dump_filename)}
-        files.update(stage_media(Path(settings.MEDIA_ROOT), staging_dir))
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "created_at": created_at.isoformat(),
-            "portal_version": portal_version(),
-            "database": {
-                "vendor": database.vendor,
-                "server_version": snapshot.server_version,
-                "name": database.name,
-                "file": database.dump_filename,
-            },
-            "migrations": snapshot.migrations,
-            "tables": snapshot.tables,
-            "files": {name: entry.as_json() for name, entry in files.items()},
-        }
-        progress(f"Writing {path}")
-        write_archive(path, manifest, staging_dir)
+    logger.info("Backup of the %s to %s started", database.describe(), output_dir)
+    try:
+        with locked_temporary_directory(STAGING_PREFIX, output_dir) as staging_dir:
+            progress(f"Dumping the {database.describe()}")
+            snapshot = database.dump(staging_dir / database.dump_filename)
+            progress(f"Copying media files from {settings.MEDIA_ROOT}")
+            files = {database.dump_filename: file_entry(staging_dir / database.dump_filename)}
+            files.update(stage_media(Path(settings.MEDIA_ROOT), staging_dir))
+            manifest = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "created_at": created_at.isoformat(),
+                "created_unix_time": int(created_at.timestamp()),
+                "install_id": install,
+                "portal_version": portal_version(),
+                "database": {
+                    "vendor": database.vendor,
+                    "server_version": snapshot.server_version,
+                    "name": database.name,
+                    "file": database.dump_filename,
+                },
+                "migrations": snapshot.migrations,
+                "tables": snapshot.tables,
+                "files": {name: entry.as_json() for name, entry in files.items()},
+            }
+            progress(f"Writing the archive in {output_dir}")
+            path = write_archive(
+                archive_names(output_dir, prefix, created_at), manifest, staging_dir
+            )
+    except OSError as error:
+        logger.error("Backup to %s failed: %s", output_dir, error)
+        raise BackupError(
+            f"Writing the backup in {output_dir} failed: {error}. Check that the folder has "
+            "room and that this user may write there, then run the backup again."
+        ) from error
     logger.info("Backup written to %s (%d bytes)", path, path.stat().st_size)
 
     removed = []
-    if keep is not None:
-        removed = prune_backups(directory=output_dir, keep=keep, progress=progress)
+    if keep is not None and install is not None:
+        removed = prune_backups(
+            directory=output_dir, keep=keep, install_id=install, newest=path, progress=progress
+        )
+    elif keep is not None:
+        progress("This database has no install id (run migrate), so no archive was deleted")
     return BackupResult(path=path, manifest=manifest, removed=removed)
 
 
-def prune_backups(*, directory: Path, keep: int, progress: Progress = logger.info) -> list[Path]:
-    """Delete all but the newest `keep` archives that `backup` made in `directory`.
-
-    An archive counts only when its name is `backup_YYYYMMDD_HHMMSS.tar.gz` and its first
-    member is a portal manifest, so files of other tools (an Odoo-era backup with the same
-    name, for one) are never deleted. Age comes from the time in the name.
-    """
-    ours = []
-    for path in sorted(Path(directory).iterdir(), reverse=True):
-        if not ARCHIVE_NAME.match(path.name) or path.is_symlink() or not path.is_file():
-            continue
-        if read_manifest(path) is None:
-            logger.warning("Retention left %s in place: it is not a portal backup", path)
-            continue
-        ours.append(path)
-    removed = ours[keep:]
-    for path in removed:
-        path.unlink()
-        logger.info("Retention deleted %s", path)
-        progress(f"Deleted old backup {path.name}")
-    return removed
+def prepare_output_dir(output_dir: Path) -> Path:
+    """Create `output_dir` when missing; raise BackupError when it cannot hold archives."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BackupError(
+            f"Cannot use {output_dir} as the backup folder: {error.strerror}. Give a folder "
+            "that this user may create or write to."
+        ) from error
+    if not os.access(output_dir, os.W_OK | os.X_OK):
+        raise BackupError(
+            f"Cannot write to the backup folder {output_dir}. Give a folder that this user "
+            "may write to."
+        )
+    return output_dir
 
 
 # --- Restore ------------------------------------------------------------------------------

@@ -6,15 +6,19 @@ the test database, except one that restores into the configured database itself.
 """
 
 import secrets
+import shutil
 from contextlib import closing
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, connections
 from django.db.utils import load_backend
+from django.utils import timezone
 from psycopg import sql
 
+from backup_restore import archive as archive_module
 from backup_restore.archive import read_manifest
 from backup_restore.databases import PostgresDatabase
 from backup_restore.errors import BackupError
@@ -244,20 +248,31 @@ def test_restore_drops_tables_archive_lacks(filled, backup_dir, scratch_database
     assert table_hashes(target) == hashes
 
 
-def test_backup_command_keeps_newest(filled, backup_dir, make_archive):
-    for name in ["backup_20250101_000000.tar.gz", "backup_20250102_000000.tar.gz"]:
-        make_archive(name, directory=backup_dir)
+def test_backup_keep_spares_new_and_foreign(filled, backup_dir, make_archive):
+    first = create_backup(output_dir=backup_dir, now=timezone.now() - timedelta(days=1))
+    # A copy of this install's archive under a name from the future, an archive of
+    # another install, and an Odoo-era file with a portal name.
+    renamed = backup_dir / "backup_20990101_000000.tar.gz"
+    shutil.copyfile(first.path, renamed)
+    other = make_archive(
+        "backup_20270101_000000.tar.gz",
+        directory=backup_dir,
+        install_id="b" * 32,
+        created_unix_time=first.manifest["created_unix_time"] + 1,
+    )
     foreign = backup_dir / "backup_20240101_000000.tar.gz"
     foreign.write_bytes(b"an Odoo-era backup")
 
-    call_command("backup", "--keep", "2", "--output", str(backup_dir), verbosity=0)
+    call_command("backup", "--keep", "1", "--output", str(backup_dir), verbosity=0)
 
-    ours = sorted(path.name for path in backup_dir.glob("backup_2026*"))
-    remaining = sorted(path.name for path in backup_dir.iterdir())
-    assert len(ours) == 1
-    assert remaining == sorted(
-        ["backup_20240101_000000.tar.gz", "backup_20250102_000000.tar.gz", *ours]
-    )
+    made = [path for path in backup_dir.glob("backup_*.tar.gz") if read_manifest(path)]
+    newest = [path for path in made if path not in (other,)]
+    assert len(newest) == 1
+    assert newest[0].name.startswith(f"backup_{timezone.localtime():%Y%m%d}")
+    assert not first.path.exists()
+    assert not renamed.exists()
+    assert other.is_file()
+    assert foreign.read_bytes() == b"an Odoo-era backup"
 
 
 # --- verify_backup ------------------------------------------------------------------------
@@ -322,3 +337,38 @@ def test_verify_bad_archive_leaves_no_database(filled, backup_dir):
         call_command("verify_backup", str(result.path), verbosity=0)
 
     assert verify_databases() == set()
+
+
+# --- Names and files that change during a backup -----------------------------------------
+
+
+def test_backup_same_second_gets_next_name(filled, backup_dir):
+    moment = timezone.now()
+
+    first = create_backup(output_dir=backup_dir, now=moment)
+    second = create_backup(output_dir=backup_dir, now=moment)
+
+    assert first.path.name == f"backup_{timezone.localtime(moment):%Y%m%d_%H%M%S}.tar.gz"
+    later = timezone.localtime(moment) + timedelta(seconds=1)
+    assert second.path.name == f"backup_{later:%Y%m%d_%H%M%S}.tar.gz"
+    assert read_manifest(first.path)["tables"] == read_manifest(second.path)["tables"]
+    assert sorted(path.name for path in backup_dir.iterdir()) == sorted(
+        [first.path.name, second.path.name]
+    )
+
+
+def test_backup_skips_media_file_removed_meanwhile(filled, backup_dir, media_root, monkeypatch):
+    listed = archive_module.media_files
+
+    def list_then_lose(root):
+        found = listed(root)
+        # The file is deleted after the folder was listed, before it is copied.
+        (root / "readme.txt").unlink()
+        return found
+
+    monkeypatch.setattr(archive_module, "media_files", list_then_lose)
+
+    result = create_backup(output_dir=backup_dir)
+
+    assert "media/readme.txt" not in result.manifest["files"]
+    assert "media/notes/empty.txt" in result.manifest["files"]

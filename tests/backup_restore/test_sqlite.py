@@ -127,3 +127,19 @@ def test_sqlite_older_archive_migrated(tmp_path):
             "SELECT name FROM django_migrations WHERE app = 'billing' ORDER BY id"
         ).fetchall()
     assert applied == [("0001_initial",), ("0002_invoice_kind_and_refund_expiry",)]
+
+
+def test_sqlite_backup_removes_abandoned_staging(tmp_path):
+    environment = sqlite_environment(tmp_path, "staging")
+    manage(["migrate", "--no-input", "-v0"], environment)
+    backups = Path(environment["CPR_BACKUP_DIR"])
+    # What `kill -9` leaves: a staging folder with a dump, its lock file no longer held.
+    abandoned = backups / ".backup-staging-killed"
+    abandoned.mkdir(parents=True)
+    (abandoned / ".in-use").touch()
+    (abandoned / "database.sqlite3").write_bytes(b"a full copy of the database")
+
+    manage(["backup"], environment)
+
+    assert not abandoned.exists()
+    assert [path.name.startswith("backup_") for path in backups.iterdir()] == [True]

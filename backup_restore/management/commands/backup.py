@@ -26,8 +26,9 @@ class Command(BaseCommand):
             default=None,
             metavar="N",
             help=(
-                "After the backup, delete all but the newest N archives that this command "
-                "made in the folder. Other files are never deleted."
+                "After the backup, delete all but the newest N archives (by the time in "
+                "their manifest) that this command made for this install in the folder. "
+                "Other files, and archives of other installs, are never deleted."
             ),
         )
 
