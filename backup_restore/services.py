@@ -11,15 +11,14 @@ import logging
 import os
 import secrets
 import shutil
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
@@ -34,7 +33,7 @@ from .archive import (
     stage_media,
     write_archive,
 )
-from .databases import Database, database_for
+from .databases import Database, compare_rows, database_for
 from .errors import BackupError
 from .retention import INSTALLATION_TABLE, Progress, archive_names, install_id, prune_backups
 from .workdirs import locked_temporary_directory
@@ -43,11 +42,13 @@ logger = logging.getLogger(__name__)
 
 ARCHIVE_PREFIX = "backup"
 SAFETY_PREFIX = "pre_restore"
-# Staging folders go next to the archive: that file system has room for them. A later
-# run removes those that a killed run left.
+# Work folders: staging next to the archive (that file system has room for it), the
+# others in the system's temporary folder. A later run removes those a killed run left.
 STAGING_PREFIX = ".backup-staging-"
+RESTORE_WORK_PREFIX = "cpr-restore-"
+VERIFY_WORK_PREFIX = "cpr-verify-"
 # Tables that `migrate` or `backup` fill by themselves. Rows there are not "data".
-MIGRATION_FILLED_TABLES = frozenset(
+GENERATED_TABLES = frozenset(
     {"django_migrations", "django_content_type", "auth_permission", INSTALLATION_TABLE}
 )
 
@@ -198,32 +199,34 @@ def restore_backup(
     """Restore the database and media files of `archive`, then migrate if the archive is older.
 
     Before changing anything, rejects an archive that is unreadable or altered, comes
-    from code with migrations this code lacks, or contains another database engine. Also
-    rejects a target that already contains data, unless `force`. With `force`, a safety
-    backup of the target is written to `safety_dir` (default CPR_BACKUP_DIR) first.
+    from code with migrations this code lacks, or contains another database engine, and
+    media files that a folder or file in MEDIA_ROOT would block. Also rejects a target
+    that already contains data, unless `force`. Whenever the target has any table or a
+    media file the archive would replace, a safety backup of it is written first, to
+    `safety_dir` (default CPR_BACKUP_DIR). The database restore is all or nothing.
     """
     archive = Path(archive)
     database = database_for(using)
     media_root = Path(settings.MEDIA_ROOT)
     logger.info("Restore of %s into the %s started", archive, database.describe())
-    with tempfile.TemporaryDirectory(prefix="cpr-restore-") as work:
-        work_dir = Path(work)
+    with locked_temporary_directory(RESTORE_WORK_PREFIX) as work_dir:
         progress(f"Checking {archive} and every checksum")
         manifest = extract_archive(archive, work_dir)
         check_restorable(archive, manifest, database)
+        check_media_targets(manifest, media_root)
         dump = work_dir / manifest["database"]["file"]
-        database.check_dump(dump)
+        database.check_dump(dump, manifest["tables"])
 
-        held = describe_existing_data(database, manifest, media_root)
+        target = describe_target(database, manifest, media_root, using)
+        if target.data and not force:
+            raise BackupError(
+                f"The {database.describe()} already contains data ({'; '.join(target.data)}). "
+                "Nothing was changed. Run the restore again with --force to replace it; "
+                "a safety backup of the current data is written first."
+            )
         safety_backup = None
-        if held:
-            if not force:
-                raise BackupError(
-                    f"The {database.describe()} already contains data ({'; '.join(held)}). "
-                    "Nothing was changed. Run the restore again with --force to replace it; "
-                    "a safety backup of the current data is written first."
-                )
-            progress("The target contains data and --force was given: writing a safety backup")
+        if target.data or target.has_tables:
+            progress("Writing a safety backup of the current database and media files first")
             safety_backup = create_backup(
                 output_dir=Path(safety_dir or settings.CPR_BACKUP_DIR),
                 using=using,
@@ -235,16 +238,17 @@ def restore_backup(
         progress(f"Restoring the {database.describe()}")
         connections[using].close()
         database.restore(dump, tables=manifest["tables"])
-        differences = compare_rows(database.table_rows(), manifest["tables"])
-        if differences:
-            raise BackupError(
-                f"After the restore, the {database.describe()} does not match the archive's "
-                f"row counts ({'; '.join(differences)})."
-                + (f" The data before the restore is in {safety_backup}." if safety_backup else "")
-            )
 
         progress(f"Restoring media files into {media_root}")
-        written, kept = restore_media(work_dir, manifest, media_root)
+        try:
+            written, kept = restore_media(work_dir, manifest, media_root)
+        except OSError as error:
+            logger.error("Restoring media files into %s failed: %s", media_root, error)
+            raise BackupError(
+                f"The database was restored, but writing the media files into {media_root} "
+                f"failed: {error}. Fix that and run the restore again with --force."
+                + (f" The data before the restore is in {safety_backup}." if safety_backup else "")
+            ) from error
 
     migrated = migrate_if_needed(using, progress)
     logger.info(
@@ -284,28 +288,56 @@ def check_restorable(archive: Path, manifest: dict, database: Database) -> None:
         )
 
 
-def seeded_values() -> dict[str, tuple[str, set]]:
-    """Return the rows that data migrations add, as table: (column, values)."""
-    seed = importlib.import_module("members.migrations.0002_seed_hot_desk_plan").HOT_DESK
-    return {"members_plan": ("slug", {seed["slug"]})}
+def check_media_targets(manifest: dict, media_root: Path) -> None:
+    """Raise BackupError when a file or folder in `media_root` blocks an archive's media file."""
+    conflicts = set()
+    for name in manifest["files"]:
+        if not name.startswith(MEDIA_PREFIX):
+            continue
+        relative = PurePosixPath(name.removeprefix(MEDIA_PREFIX))
+        # MEDIA_ROOT itself, then each folder on the way to the file, outermost first.
+        folders = [media_root, *(media_root / parent for parent in reversed(relative.parents[:-1]))]
+        for folder in folders:
+            if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
+                conflicts.add(f"{folder} is a file, but the archive has files in a folder so named")
+        target = media_root / relative
+        if target.is_dir():
+            conflicts.add(f"{target} is a folder, but the archive has a file of that name")
+    if conflicts:
+        shown = sorted(conflicts)
+        raise BackupError(
+            f"Media files of the archive cannot be written: {'; '.join(shown[:10])}"
+            + (f" (and {len(shown) - 10} more)" if len(shown) > 10 else "")
+            + ". Move those away, then run the restore again. Nothing was changed."
+        )
 
 
-def describe_existing_data(database: Database, manifest: dict, media_root: Path) -> list[str]:
+@dataclass(frozen=True)
+class TargetContents:
+    """What a restore would replace in its target."""
+
+    # Tables with rows and media files that differ: a restore over them needs --force.
+    data: list[str]
+    # Whether the database has any table at all, even one with nothing but generated rows.
+    has_tables: bool
+
+
+def describe_target(
+    database: Database, manifest: dict, media_root: Path, using: str
+) -> TargetContents:
     """List what the restore would replace: tables with rows, media files that differ.
 
-    A freshly migrated database contains no data: the tables that `migrate` fills and the
-    rows that data migrations seed do not count.
+    A freshly migrated database contains no data: the tables that `migrate` and `backup`
+    fill, and the plan that a data migration seeds as long as nobody edited it, do not count.
     """
-    held = []
-    seeds = seeded_values()
-    for table, count in database.table_rows().items():
-        if count == 0 or table in MIGRATION_FILLED_TABLES:
+    data = []
+    rows = database.table_rows()
+    for table, count in rows.items():
+        if count == 0 or table in GENERATED_TABLES:
             continue
-        if table in seeds:
-            column, values = seeds[table]
-            if database.column_values(table, column) <= values:
-                continue
-        held.append(f"{table}: {count} rows")
+        if table == SEEDED_PLAN_TABLE and count == 1 and seeded_plan_unchanged(using):
+            continue
+        data.append(f"{table}: {count} rows")
     overwritten = 0
     for name, entry in manifest["files"].items():
         if not name.startswith(MEDIA_PREFIX):
@@ -314,20 +346,32 @@ def describe_existing_data(database: Database, manifest: dict, media_root: Path)
         if target.is_file() and file_entry(target).as_json() != entry:
             overwritten += 1
     if overwritten:
-        held.append(f"{overwritten} media files in {media_root} differ from the archive's")
-    return held
+        data.append(f"{overwritten} media files in {media_root} differ from the archive's")
+    return TargetContents(data=data, has_tables=bool(rows))
 
 
-def compare_rows(actual: dict[str, int], expected: dict[str, int]) -> list[str]:
-    """Return one line per table whose row count differs from the manifest's."""
-    differences = []
-    for table in sorted(set(actual) | set(expected)):
-        if actual.get(table) != expected.get(table):
-            differences.append(
-                f"{table}: {expected.get(table, 'no table')} in the manifest, "
-                f"{actual.get(table, 'no table')} in the database"
-            )
-    return differences
+SEEDED_PLAN_TABLE = "members_plan"
+# Columns that change by themselves; all others must match the seed for it to be unchanged.
+UNTRACKED_PLAN_FIELDS = frozenset({"id", "created_at", "updated_at"})
+
+
+def seeded_plan_unchanged(using: str) -> bool:
+    """Tell whether the plans table holds exactly the plan that migrations seed, unedited."""
+    from members.models import Plan
+
+    seed = importlib.import_module("members.migrations.0002_seed_hot_desk_plan").HOT_DESK
+    expected = {
+        field.attname: seed[field.name] if field.name in seed else field.get_default()
+        for field in Plan._meta.concrete_fields
+        if field.name not in UNTRACKED_PLAN_FIELDS
+    }
+    try:
+        rows = list(Plan.objects.using(using).values(*expected))
+    except DatabaseError:
+        # A schema older than the code: the row cannot be compared, so it counts as data.
+        logger.info("Cannot compare the plans in %s with the seeded plan", using, exc_info=True)
+        return False
+    return rows == [expected]
 
 
 def restore_media(staging_dir: Path, manifest: dict, media_root: Path) -> tuple[int, list[str]]:
@@ -379,27 +423,22 @@ def verify_backup(
 ) -> dict:
     """Restore `archive` into a temporary database and compare its row counts with the manifest.
 
-    The temporary database is of the configured engine, is named uniquely per run, and
-    is removed whatever happens. Returns the manifest, and raises BackupError on any
-    mismatch.
+    Rejects first what `restore` would reject before it changes anything: an archive that
+    is damaged, from newer code or of another engine. The temporary database is of the
+    configured engine, is named uniquely per run, and is removed whatever happens.
+    Returns the manifest, and raises BackupError on any mismatch.
     """
     archive = Path(archive)
     database = database_for(using)
     logger.info("Verification of %s started", archive)
-    with tempfile.TemporaryDirectory(prefix="cpr-verify-") as work:
-        work_dir = Path(work)
+    with locked_temporary_directory(VERIFY_WORK_PREFIX) as work_dir:
         progress(f"Checking {archive} and every checksum")
         manifest = extract_archive(archive, work_dir)
-        vendor = manifest["database"]["vendor"]
-        if vendor != database.vendor:
-            raise BackupError(
-                f"{archive} contains a {vendor} database; this portal uses {database.vendor} "
-                "and can verify only archives of the same engine."
-            )
+        check_restorable(archive, manifest, database)
         dump = work_dir / manifest["database"]["file"]
-        database.check_dump(dump)
+        database.check_dump(dump, manifest["tables"])
         label = f"{timezone.now():%Y%m%d%H%M%S}_{secrets.token_hex(4)}"
-        with database.temporary_database(label) as temporary:
+        with database.temporary_database(label, work_dir) as temporary:
             progress(f"Restoring into the temporary {temporary.describe()}")
             temporary.restore(dump, tables=manifest["tables"])
             differences = compare_rows(temporary.table_rows(), manifest["tables"])

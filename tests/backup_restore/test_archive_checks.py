@@ -223,6 +223,17 @@ def tar_members(archive) -> dict[str, bytes]:
         return {member.name: tar.extractfile(member).read() for member in tar.getmembers()}
 
 
+def test_verify_rejects_archive_newer_than_code(make_archive):
+    from .conftest import current_migrations
+
+    migrations = current_migrations()
+    migrations["members"].append("0099_from_the_future")
+    archive = make_archive(manifest_changes={"migrations": migrations})
+
+    with pytest.raises(CommandError, match="is newer than this code"):
+        call_command("verify_backup", str(archive), verbosity=0)
+
+
 def test_oversized_member_rejected_unread(make_archive, existing_data, tmp_path):
     members = tar_members(make_archive(media={"photo.png": b"small"}))
     members["media/photo.png"] = bytes(2_000_000)

@@ -129,6 +129,19 @@ def test_sqlite_older_archive_migrated(tmp_path):
     assert applied == [("0001_initial",), ("0002_invoice_kind_and_refund_expiry",)]
 
 
+def test_sqlite_verify_with_percent_in_tmpdir(filled_sqlite, tmp_path):
+    _source_tmp, environment, _snapshot, archive = filled_sqlite
+    temporary = tmp_path / "a%20b"
+    temporary.mkdir()
+
+    verified = run_manage(
+        ["verify_backup", str(archive)], {**environment, "TMPDIR": str(temporary)}
+    )
+
+    assert verified.returncode == 0, verified.stderr
+    assert list(temporary.iterdir()) == []
+
+
 def test_sqlite_backup_removes_abandoned_staging(tmp_path):
     environment = sqlite_environment(tmp_path, "staging")
     manage(["migrate", "--no-input", "-v0"], environment)

@@ -5,6 +5,7 @@ None of these reads a database, so they run on either engine.
 
 import os
 import signal
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from backup_restore.archive import (
     file_entry,
     write_archive,
 )
+from backup_restore.databases import SqliteDatabase
 from backup_restore.errors import BackupError
 from backup_restore.interrupts import Interrupted, raise_on_signals
 from backup_restore.workdirs import LOCK_NAME, locked_temporary_directory
@@ -117,6 +119,22 @@ def test_abandoned_work_folders_removed(tmp_path):
     assert new_unlocked.is_dir()
     assert other_prefix.is_dir()
     assert not running.exists()
+
+
+def test_sqlite_dump_check_with_percent_in_path(tmp_path):
+    folder = tmp_path / "a%20b"
+    folder.mkdir()
+    dump = folder / "database.sqlite3"
+    with sqlite3.connect(dump) as database:
+        database.execute("CREATE TABLE members_member (id integer)")
+        database.execute("INSERT INTO members_member VALUES (1), (2)")
+    database.close()
+    sqlite = SqliteDatabase({"NAME": str(tmp_path / "target.sqlite3")})
+
+    sqlite.check_dump(dump, {"members_member": 2})
+
+    with pytest.raises(BackupError, match="members_member: 3 in the manifest, 2 in the database"):
+        sqlite.check_dump(dump, {"members_member": 3})
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])

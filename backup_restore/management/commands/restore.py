@@ -19,7 +19,8 @@ class Command(BaseCommand):
             action="store_true",
             help=(
                 "Replace a database that already contains data. A safety backup of it is "
-                "written first (pre_restore_YYYYMMDD_HHMMSS.tar.gz)."
+                "written first (pre_restore_YYYYMMDD_HHMMSS.tar.gz), as it is for any "
+                "database that has tables."
             ),
         )
         parser.add_argument(
