@@ -17,6 +17,7 @@ from .test_sqlite import sqlite_environment
 
 SCRIPTS = sorted((PROJECT_DIR / "scripts").glob("*.sh"))
 FAKE_DOCKER_DIR = Path(__file__).resolve().parent / "bin"
+DAY = 24 * 60 * 60
 
 
 @pytest.mark.shellcheck
@@ -87,23 +88,46 @@ def compose_stand_in(tmp_path, make_archive):
 
 def test_backup_script_copies_and_keeps(compose_stand_in, make_archive, tmp_path):
     environment, host_dir, container_dir = compose_stand_in
-    old = [
-        make_archive(name, directory=host_dir)
-        for name in ["backup_20250101_020000.tar.gz", "backup_20250102_020000.tar.gz"]
-    ]
+    first = run_script("backup.sh", environment=environment)
+    assert first.returncode == 0, first.stdout + first.stderr
+    first_copy = next(host_dir.glob("backup_*.tar.gz"))
+    manifest = read_manifest(first_copy)
+    install, created = manifest["install_id"], manifest["created_unix_time"]
+    older = make_archive(
+        "backup_20250101_020000.tar.gz",
+        directory=host_dir,
+        install_id=install,
+        created_unix_time=created - 2 * DAY,
+    )
+    # This install's oldest archive under a name from the future, and a newer archive of
+    # another install: neither name may decide.
+    renamed = make_archive(
+        "backup_20990101_000000.tar.gz",
+        directory=host_dir,
+        install_id=install,
+        created_unix_time=created - 3 * DAY,
+    )
+    other = make_archive(
+        "backup_20270101_000000.tar.gz",
+        directory=host_dir,
+        install_id="b" * 32,
+        created_unix_time=created + DAY,
+    )
     odoo = tar_gz(host_dir / "backup_20200101_000000.tar.gz", {"dump.sql": b"odoo"})
 
     result = run_script("backup.sh", "--keep", "2", environment=environment)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    made = list(container_dir.glob("backup_*.tar.gz"))
-    assert len(made) == 1
-    copied = host_dir / made[0].name
-    assert copied.read_bytes() == made[0].read_bytes()
-    assert not old[0].exists()
-    assert old[1].exists()
+    made = sorted(container_dir.glob("backup_*.tar.gz"))
+    assert len(made) == 2
+    newest = host_dir / made[-1].name
+    assert newest.read_bytes() == made[-1].read_bytes()
+    assert first_copy.exists()
+    assert not older.exists()
+    assert not renamed.exists()
+    assert other.exists()
     assert odoo.exists()
-    assert f"Deleted old backup {old[0]}" in result.stdout
+    assert f"Deleted old backup {older}" in result.stdout
 
 
 def test_restore_script_round_trip(compose_stand_in, tmp_path):
