@@ -4,6 +4,8 @@ The full run replaces only the docker CLI (tests/backup_restore/bin/docker), whi
 the container's commands on this machine against a SQLite file.
 """
 
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -128,6 +130,40 @@ def test_backup_script_copies_and_keeps(compose_stand_in, make_archive, tmp_path
     assert other.exists()
     assert odoo.exists()
     assert f"Deleted old backup {older}" in result.stdout
+
+
+def test_readme_cron_line_on_fresh_checkout(compose_stand_in, tmp_path):
+    environment, _host_dir, container_dir = compose_stand_in
+    readme = (PROJECT_DIR / "README.md").read_text()
+    cron_line = re.search(r"^15 3 \* \* \* (.+)$", readme, re.MULTILINE).group(1)
+    assert "/srv/cpr-portal" in cron_line
+    assert "PATH=/usr/local/bin:/usr/bin:/bin" in cron_line
+    # A checkout has no backups folder: it is ignored by git.
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    shutil.copy(PROJECT_DIR / "scripts" / "backup.sh", checkout / "scripts" / "backup.sh")
+    command = cron_line.replace("/srv/cpr-portal", str(checkout)).replace(
+        "PATH=/usr/local/bin:/usr/bin:/bin", f"PATH={environment['PATH']}"
+    )
+    cron_environment = {
+        key: value for key, value in environment.items() if key != "CPR_BACKUP_HOST_DIR"
+    }
+
+    result = subprocess.run(  # noqa: S603
+        ["sh", "-c", command],  # noqa: S607
+        env=cron_environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    copied = list((checkout / "backups").glob("backup_*.tar.gz"))
+    assert [path.name for path in copied] == [
+        path.name for path in container_dir.glob("backup_*.tar.gz")
+    ]
+    assert "Backup written" in (checkout / "backups" / "cron.log").read_text()
 
 
 def test_restore_script_round_trip(compose_stand_in, tmp_path):
