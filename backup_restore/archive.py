@@ -13,24 +13,33 @@ unsafe or does not match its checksum.
 """
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import io
 import json
+import logging
 import os
 import tarfile
 import time
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import BackupError
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "cpr-portal-backup"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 MEDIA_PREFIX = "media/"
 CHUNK_SIZE = 1024 * 1024
+# A manifest lists about 150 bytes per media file, so this allows some 200,000 files and
+# keeps a damaged or hostile manifest from being read into memory whole.
+MAX_MANIFEST_SIZE = 32 * 1024 * 1024
+PARTIAL_NAME = "archive.tar.gz.partial"
 
 # Errors that the gzip and tar readers raise on a corrupt, truncated or foreign file.
 READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError)
@@ -90,26 +99,40 @@ def stage_media(media_root: Path, staging_dir: Path) -> dict[str, FileEntry]:
 
     The copies, not the live files, go into the archive, so an upload that changes a file
     while the backup runs cannot make the archive disagree with its own checksums.
+    A file deleted (or replaced by a folder) after the folder was listed is left out, as
+    if the backup had started a moment later.
     """
     entries = {}
     for path in media_files(media_root):
         name = MEDIA_PREFIX + path.relative_to(media_root).as_posix()
         target = staging_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "rb") as source:
+        try:
+            source = open(path, "rb")  # noqa: SIM115 (closed by the with statement below)
+        except (FileNotFoundError, IsADirectoryError):
+            logger.warning("Media file %s was removed while the backup ran; left out", path)
+            continue
+        except OSError as error:
+            raise BackupError(
+                f"Cannot read the media file {path}: {error.strerror}. Make it readable by "
+                "the user that runs the backup, then run the backup again."
+            ) from error
+        with source:
             entries[name] = copy_with_checksum(source, target)
     return entries
 
 
-def write_archive(path: Path, manifest: dict, staging_dir: Path) -> None:
-    """Write the archive to `path`: the manifest, then each file it lists from `staging_dir`.
+def write_archive(candidates: Iterable[Path], manifest: dict, staging_dir: Path) -> Path:
+    """Write the archive of the files `manifest` lists from `staging_dir`; return its path.
 
-    The archive is written under a hidden temporary name and renamed when complete, so a
-    crash never leaves a half-written file under an archive name. The file is readable
-    by its owner only, because it contains members' personal data.
+    The archive is written inside `staging_dir`, which must be on the same file system as
+    the candidates, and then linked under the first of `candidates` that no file has. A
+    crash never leaves a half-written file under an archive name, and two runs that
+    finish at once never write to or replace the same file. The file is readable by its
+    owner only, because it contains members' personal data.
     """
-    partial = path.with_name(f".{path.name}.partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    partial = staging_dir / PARTIAL_NAME
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(descriptor, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
             data = json.dumps(manifest, indent=2, sort_keys=True).encode()
@@ -122,10 +145,37 @@ def write_archive(path: Path, manifest: dict, staging_dir: Path) -> None:
                     info = _member_info(name, source.stat().st_size)
                     info.mtime = int(source.stat().st_mtime)
                     tar.addfile(info, member)
-        os.replace(partial, path)
-    except BaseException:
+        return _claim_name(partial, candidates)
+    finally:
         partial.unlink(missing_ok=True)
-        raise
+
+
+def _claim_name(partial: Path, candidates: Iterable[Path]) -> Path:
+    """Give `partial` the first free name of `candidates`, never replacing a file."""
+    tried = []
+    for candidate in candidates:
+        tried.append(candidate.name)
+        try:
+            # A hard link fails when the name exists, so it claims the name atomically.
+            os.link(partial, candidate)
+            return candidate
+        except FileExistsError:
+            continue
+        except OSError as error:
+            if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+        # A file system without hard links: reserve the name with an empty file that no
+        # other run can create, then move the archive over it.
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            continue
+        os.replace(partial, candidate)
+        return candidate
+    raise BackupError(
+        f"Every archive name tried is taken ({', '.join(tried)}). Remove old archives or "
+        "wait a minute, then run the backup again."
+    )
 
 
 def _member_info(name: str, size: int) -> tarfile.TarInfo:
@@ -144,6 +194,8 @@ def read_manifest(path: Path) -> dict | None:
         with tarfile.open(path, mode="r|gz") as tar:
             member = tar.next()
             if member is None or member.name != MANIFEST_NAME or not member.isfile():
+                return None
+            if member.size > MAX_MANIFEST_SIZE:
                 return None
             manifest = json.load(tar.extractfile(member))
     except (OSError, ValueError, *READ_ERRORS):
@@ -187,6 +239,12 @@ def _extract_members(path: Path, tar: tarfile.TarFile, destination: Path) -> dic
             f"{path} is not a CPR Portal backup: its first member is not {MANIFEST_NAME}. "
             "Nothing was changed."
         )
+    if first.size > MAX_MANIFEST_SIZE:
+        raise BackupError(
+            f"{path} is not a CPR Portal backup or its manifest is damaged: {MANIFEST_NAME} "
+            f"is {first.size} bytes, more than the {MAX_MANIFEST_SIZE} bytes a portal "
+            "manifest can be. Nothing was changed."
+        )
     manifest = _parse_manifest(path, tar.extractfile(first).read())
     expected = {
         name: FileEntry(sha256=entry["sha256"], size=entry["size"])
@@ -205,6 +263,13 @@ def _extract_members(path: Path, tar: tarfile.TarFile, destination: Path) -> dic
             raise BackupError(
                 f"Backup archive {path} contains {name!r}, which is not a regular file. "
                 "Nothing was changed."
+            )
+        if member.size != expected[name].size:
+            # Checked before the member is read, so an oversized member is never copied.
+            raise BackupError(
+                f"Backup archive {path}: {name} is {member.size} bytes, but the manifest "
+                f"lists {expected[name].size} bytes. The archive was altered; nothing was "
+                "changed. Use another copy of the archive."
             )
         seen.add(name)
         target = destination / name

@@ -1,7 +1,7 @@
 """Dump and restore of the portal's database, one class per database engine.
 
-PostgreSQL uses `pg_dump --format=custom` and `pg_restore` from the PostgreSQL client
-programs, which must be of the server's major version or newer. SQLite uses the
+PostgreSQL uses `pg_dump --format=custom`, `pg_restore` and `psql` from the PostgreSQL
+client programs, which must be of the server's major version or newer. SQLite uses the
 sqlite3 module's online backup API in both directions, which copies a consistent
 snapshot while other connections keep working.
 """
@@ -10,7 +10,6 @@ import logging
 import os
 import sqlite3
 import subprocess
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from django.db import connections
 
+from . import pg_load
 from .errors import BackupError
 
 logger = logging.getLogger(__name__)
@@ -55,15 +55,22 @@ class Database(ABC):
         """Write a dump of the whole database to `destination`."""
 
     @abstractmethod
-    def check_dump(self, path: Path) -> None:
-        """Raise BackupError unless `path` is a dump that `restore` can read."""
+    def check_dump(self, path: Path, tables: dict[str, int]) -> None:
+        """Raise BackupError unless `path` is a dump that `restore` can read.
+
+        `tables` are the row counts by table that the manifest lists. The check reads the
+        dump only, and rejects it when its tables (and, where that is cheap, its row
+        counts) differ from these.
+        """
 
     @abstractmethod
-    def restore(self, path: Path, *, tables: Iterable[str]) -> None:
+    def restore(self, path: Path, *, tables: dict[str, int]) -> None:
         """Replace the database's tables and rows with those of the dump at `path`.
 
-        `tables` are the tables in the dump. Any other table is dropped, so that `migrate`
-        can recreate the tables of migrations that the dump predates.
+        `tables` are the row counts by table of the dump, from the manifest. Any other
+        table is dropped, so that `migrate` can recreate the tables of migrations that the
+        dump predates. When the result would not have exactly these tables and counts, or
+        anything else fails, the database is left as it was.
         """
 
     @abstractmethod
@@ -71,13 +78,12 @@ class Database(ABC):
         """Return the row count of every table, by table name."""
 
     @abstractmethod
-    def column_values(self, table: str, column: str) -> set:
-        """Return the distinct values of one column."""
-
-    @abstractmethod
     @contextmanager
-    def temporary_database(self, label: str) -> Iterator["Database"]:
-        """Create an empty database of the same engine, yield it, and always remove it."""
+    def temporary_database(self, label: str, work_dir: Path) -> Iterator["Database"]:
+        """Create an empty database of the same engine, yield it, and always remove it.
+
+        A database that is a file goes into `work_dir`.
+        """
 
 
 def database_for(using: str = "default") -> Database:
@@ -90,6 +96,18 @@ def database_for(using: str = "default") -> Database:
     raise BackupError(
         f"The database {using!r} uses {connection.vendor}; backups support PostgreSQL and SQLite."
     )
+
+
+def compare_rows(actual: dict[str, int], expected: dict[str, int]) -> list[str]:
+    """Return one line per table whose row count differs from the manifest's."""
+    differences = []
+    for table in sorted(set(actual) | set(expected)):
+        if actual.get(table) != expected.get(table):
+            differences.append(
+                f"{table}: {expected.get(table, 'no table')} in the manifest, "
+                f"{actual.get(table, 'no table')} in the database"
+            )
+    return differences
 
 
 def migrations_from(rows: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
@@ -162,6 +180,21 @@ class PostgresDatabase(Database):
         except psycopg.OperationalError as error:
             raise BackupError(f"Cannot connect to the {self.describe()}: {error}") from error
 
+    @contextmanager
+    def reporting_errors(self, action: str) -> Iterator[None]:
+        """Turn a database error (a missing privilege, for one) into a BackupError."""
+        import psycopg
+
+        try:
+            yield
+        except psycopg.Error as error:
+            logger.error("%s in %s failed: %s", action, self.describe(), error)
+            raise BackupError(
+                f"{action} in the {self.describe()} failed: {str(error).strip()}. "
+                f"Run it as a role that may do this (PostgreSQL user "
+                f"{self.settings_dict.get('USER') or 'of the current login'!r})."
+            ) from error
+
     def client_environment(self) -> dict[str, str]:
         """Return the environment for pg_dump and pg_restore, so no password is in argv."""
         environment = dict(os.environ)
@@ -179,17 +212,17 @@ class PostgresDatabase(Database):
                 check=False,
             )
         except FileNotFoundError as error:
-            raise BackupError(
-                f"{command[0]} was not found. Install the PostgreSQL client programs "
-                "(Debian package postgresql-client) of the server's major version or newer."
-            ) from error
+            raise pg_load.missing_program(command[0]) from error
 
     def dump(self, destination: Path) -> Snapshot:
         from psycopg import IsolationLevel
 
         # The counts and migrations in the manifest come from the same snapshot that
         # pg_dump reads, so they match the dump even while the site keeps writing.
-        with closing(self.connect(autocommit=False)) as connection:
+        with (
+            closing(self.connect(autocommit=False)) as connection,
+            self.reporting_errors("Reading the tables"),
+        ):
             connection.isolation_level = IsolationLevel.REPEATABLE_READ
             connection.read_only = True
             snapshot_id = connection.execute("SELECT pg_export_snapshot()").fetchone()[0]
@@ -211,69 +244,58 @@ class PostgresDatabase(Database):
             raise BackupError(f"pg_dump of the {self.describe()} failed: {result.stderr.strip()}")
         return Snapshot(server_version=server_version, migrations=migrations, tables=tables)
 
-    def check_dump(self, path: Path) -> None:
+    def check_dump(self, path: Path, tables: dict[str, int]) -> None:
+        self.dump_schema(path, tables)
+
+    def dump_schema(self, path: Path, tables: dict[str, int]) -> str:
+        """Return the schema of the dump's tables, after checking them against `tables`.
+
+        Row counts are not in the dump's table of contents; `restore` checks them before
+        it commits.
+        """
         result = self.run_client(["pg_restore", "--list", str(path)])
         if result.returncode != 0:
             raise BackupError(
                 "The database part of the archive is not a dump that this pg_restore can "
                 f"read: {result.stderr.strip()}. Nothing was changed."
             )
-
-    def restore(self, path: Path, *, tables: Iterable[str]) -> None:
-        self._drop_tables_not_in(set(tables))
-        # --no-owner and --no-privileges skip the ALTER OWNER, GRANT and REVOKE commands,
-        # so a role that does not own the schema can restore. --single-transaction implies
-        # --exit-on-error: any other error rolls the whole restore back and fails it.
-        result = self.run_client(
-            [
-                "pg_restore",
-                "--no-owner",
-                "--no-privileges",
-                "--clean",
-                "--if-exists",
-                "--single-transaction",
-                "--exit-on-error",
-                "--no-password",
-                f"--dbname={self.name}",
-                str(path),
-            ]
-        )
-        messages = [line for line in result.stderr.splitlines() if line.strip()]
-        if result.returncode != 0:
-            logger.error("pg_restore into %s failed: %s", self.describe(), " | ".join(messages))
-            details = "\n".join(messages[:20]) or f"exit status {result.returncode}"
+        by_schema = pg_load.tables_by_schema(result.stdout)
+        expected = set(tables)
+        # The manifest counts the tables of one schema, the one the dump was made from.
+        schema = max(by_schema, key=lambda name: len(by_schema[name] & expected), default="")
+        found = by_schema.get(schema, set())
+        if found != expected:
+            problems = [f"{name}: not in the dump" for name in sorted(expected - found)]
+            problems += [f"{name}: not in the manifest" for name in sorted(found - expected)]
             raise BackupError(
-                f"pg_restore into the {self.describe()} failed and was rolled back:\n{details}"
+                "The archive's manifest and its database dump list different tables "
+                f"({'; '.join(problems)}). The archive was altered; nothing was changed."
             )
-        for message in messages:
-            logger.warning("pg_restore into %s: %s", self.describe(), message)
+        return schema
 
-    def _drop_tables_not_in(self, keep: set[str]) -> None:
-        from psycopg import sql
-
-        with closing(self.connect(autocommit=False)) as connection:
-            existing = [row[0] for row in connection.execute(LIST_TABLES_POSTGRES)]
-            extra = [table for table in existing if table not in keep]
-            for table in extra:
-                connection.execute(
-                    sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(table))
-                )
-            connection.commit()
+    def restore(self, path: Path, *, tables: dict[str, int]) -> None:
+        schema = self.dump_schema(path, tables)
+        with (
+            closing(self.connect()) as connection,
+            self.reporting_errors("Reading the tables before the restore"),
+        ):
+            drops, extra = pg_load.drop_tables_sql(connection, schema, set(tables))
+            check = pg_load.row_count_check_sql(connection, schema, tables)
         if extra:
-            logger.info("Dropped tables that the archive does not have: %s", ", ".join(extra))
+            logger.info("Restore drops tables that the archive does not have: %s", ", ".join(extra))
+        messages = pg_load.load_dump(
+            path,
+            self.client_environment(),
+            preamble=f"SET client_min_messages = warning;\n{drops}\n",
+            epilogue=check,
+            target=self.describe(),
+        )
+        for message in messages:
+            logger.warning("Restore into %s: %s", self.describe(), message)
 
     def table_rows(self) -> dict[str, int]:
-        with closing(self.connect()) as connection:
+        with closing(self.connect()) as connection, self.reporting_errors("Counting rows"):
             return self._count_rows(connection)
-
-    def column_values(self, table: str, column: str) -> set:
-        from psycopg import sql
-
-        query = sql.SQL("SELECT DISTINCT {} FROM {}").format(
-            sql.Identifier(column), sql.Identifier(table)
-        )
-        with closing(self.connect()) as connection:
-            return {row[0] for row in connection.execute(query)}
 
     @staticmethod
     def _count_rows(connection) -> dict[str, int]:
@@ -294,14 +316,29 @@ class PostgresDatabase(Database):
         return migrations_from(rows)
 
     @contextmanager
-    def temporary_database(self, label: str) -> Iterator["PostgresDatabase"]:
+    def temporary_database(self, label: str, work_dir: Path) -> Iterator["PostgresDatabase"]:
+        import psycopg
         from psycopg import sql
 
         # PostgreSQL names are at most 63 bytes; the label keeps parallel runs apart.
         name = f"{self.name[: 63 - len(label) - 8]}_verify_{label}"
         identifier = sql.Identifier(name)
         with closing(self.connect()) as connection:
-            connection.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(identifier))
+            try:
+                connection.execute(
+                    sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(identifier)
+                )
+            except psycopg.errors.InsufficientPrivilege as error:
+                role = self.settings_dict.get("USER") or "of the current login"
+                raise BackupError(
+                    f"Cannot create the temporary database {name}: the PostgreSQL role "
+                    f"{role!r} lacks the CREATEDB privilege ({str(error).strip()}). Grant it "
+                    f"(ALTER ROLE ... CREATEDB) or run verify_backup as a role that has it."
+                ) from error
+            except psycopg.Error as error:
+                raise BackupError(
+                    f"Cannot create the temporary database {name}: {str(error).strip()}"
+                ) from error
         logger.info("Created temporary database %s", name)
         try:
             yield PostgresDatabase({**self.settings_dict, "NAME": name})
@@ -350,10 +387,13 @@ class SqliteDatabase(Database):
             migrations = self._applied_migrations(copy, tables)
         return Snapshot(server_version=sqlite3.sqlite_version, migrations=migrations, tables=tables)
 
-    def check_dump(self, path: Path) -> None:
+    def check_dump(self, path: Path, tables: dict[str, int]) -> None:
+        # as_uri() percent-encodes the path, so a "%" or "?" in a folder name stays literal.
+        uri = f"{Path(path).resolve().as_uri()}?mode=ro"
         try:
-            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as copy:
+            with closing(sqlite3.connect(uri, uri=True)) as copy:
                 result = [row[0] for row in copy.execute("PRAGMA integrity_check")]
+                counts = self._count_rows(copy) if result == ["ok"] else {}
         except sqlite3.DatabaseError as error:
             result = [str(error)]
         if result != ["ok"]:
@@ -361,8 +401,15 @@ class SqliteDatabase(Database):
                 "The database part of the archive is not a sound SQLite database "
                 f"({'; '.join(result[:5])}). Nothing was changed."
             )
+        differences = compare_rows(counts, tables)
+        if differences:
+            raise BackupError(
+                "The archive's database part does not have the row counts of its manifest "
+                f"({'; '.join(differences)}). The archive was altered; nothing was changed."
+            )
 
-    def restore(self, path: Path, *, tables: Iterable[str]) -> None:
+    def restore(self, path: Path, *, tables: dict[str, int]) -> None:
+        self.check_dump(path, tables)
         # The backup API replaces every page of the target, so tables that the dump lacks
         # disappear as well, and it does so in one write transaction.
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -376,13 +423,11 @@ class SqliteDatabase(Database):
     def table_rows(self) -> dict[str, int]:
         if not self.path.exists():
             return {}
-        with closing(self.connect()) as connection:
-            return self._count_rows(connection)
-
-    def column_values(self, table: str, column: str) -> set:
-        query = f"SELECT DISTINCT {quote_sqlite(column)} FROM {quote_sqlite(table)}"  # noqa: S608
-        with closing(self.connect()) as connection:
-            return {row[0] for row in connection.execute(query)}
+        try:
+            with closing(self.connect()) as connection:
+                return self._count_rows(connection)
+        except sqlite3.Error as error:
+            raise BackupError(f"Cannot count the rows of the {self.describe()}: {error}") from error
 
     @staticmethod
     def _count_rows(connection: sqlite3.Connection) -> dict[str, int]:
@@ -407,8 +452,9 @@ class SqliteDatabase(Database):
         )
 
     @contextmanager
-    def temporary_database(self, label: str) -> Iterator["SqliteDatabase"]:
-        with tempfile.TemporaryDirectory(prefix=f"cpr-verify-{label}-") as directory:
-            yield SqliteDatabase(
-                {**self.settings_dict, "NAME": str(Path(directory) / "verify.sqlite3")}
-            )
+    def temporary_database(self, label: str, work_dir: Path) -> Iterator["SqliteDatabase"]:
+        path = Path(work_dir) / f"verify-{label}.sqlite3"
+        try:
+            yield SqliteDatabase({**self.settings_dict, "NAME": str(path)})
+        finally:
+            path.unlink(missing_ok=True)

@@ -9,19 +9,16 @@ import importlib
 import importlib.metadata
 import logging
 import os
-import re
 import secrets
 import shutil
-import tempfile
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
@@ -33,23 +30,27 @@ from .archive import (
     extract_archive,
     file_entry,
     media_files,
-    read_manifest,
     stage_media,
     write_archive,
 )
-from .databases import Database, database_for
+from .databases import Database, compare_rows, database_for
 from .errors import BackupError
+from .retention import INSTALLATION_TABLE, Progress, archive_names, install_id, prune_backups
+from .workdirs import locked_temporary_directory
 
 logger = logging.getLogger(__name__)
 
 ARCHIVE_PREFIX = "backup"
 SAFETY_PREFIX = "pre_restore"
-# Names of the archives that `backup` writes; retention considers no other file.
-ARCHIVE_NAME = re.compile(r"^backup_\d{8}_\d{6}\.tar\.gz$")
-# Tables that `migrate` fills by itself. Rows there do not make a database "hold data".
-MIGRATION_FILLED_TABLES = frozenset({"django_migrations", "django_content_type", "auth_permission"})
-
-Progress = Callable[[str], None]
+# Work folders: staging next to the archive (that file system has room for it), the
+# others in the system's temporary folder. A later run removes those a killed run left.
+STAGING_PREFIX = ".backup-staging-"
+RESTORE_WORK_PREFIX = "cpr-restore-"
+VERIFY_WORK_PREFIX = "cpr-verify-"
+# Tables that `migrate` or `backup` fill by themselves. Rows there are not "data".
+GENERATED_TABLES = frozenset(
+    {"django_migrations", "django_content_type", "auth_permission", INSTALLATION_TABLE}
+)
 
 
 @dataclass(frozen=True)
@@ -108,74 +109,80 @@ def create_backup(
 ) -> BackupResult:
     """Write `<prefix>_YYYYMMDD_HHMMSS.tar.gz` (local time) to `output_dir` and return it.
 
-    With `keep`, archives of `backup` beyond the newest `keep` in `output_dir` are deleted
-    afterwards; see `prune_backups`.
+    When an archive of that second exists, the name of the next free second is used.
+    With `keep`, archives of this install beyond the newest `keep` in `output_dir` are
+    deleted afterwards; see `prune_backups`.
     """
     if keep is not None and keep < 1:
         raise BackupError(f"--keep must be 1 or more, got {keep}: it counts the archive just made.")
     database = database_for(using)
     created_at = timezone.localtime(now)
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    path = output_dir / f"{prefix}_{created_at:%Y%m%d_%H%M%S}.tar.gz"
-    if path.exists():
-        raise BackupError(f"{path} already exists. Wait a second and run the backup again.")
+    output_dir = prepare_output_dir(Path(output_dir))
+    # Only `backup` archives take part in retention, so only they make the install's token.
+    install = install_id(database, using, create=prefix == ARCHIVE_PREFIX)
 
-    logger.info("Backup of the %s to %s started", database.describe(), path)
-    # Staged next to the archive: that file system has room for it.
-    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".backup-staging-") as staging:
-        staging_dir = Path(staging)
-        progress(f"Dumping the {database.describe()}")
-        snapshot = database.dump(staging_dir / database.dump_filename)
-        progress(f"Copying media files from {settings.MEDIA_ROOT}")
-        files = {database.dump_filename: file_entry(staging_dir / database.dump_filename)}
-        files.update(stage_media(Path(settings.MEDIA_ROOT), staging_dir))
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "created_at": created_at.isoformat(),
-            "portal_version": portal_version(),
-            "database": {
-                "vendor": database.vendor,
-                "server_version": snapshot.server_version,
-                "name": database.name,
-                "file": database.dump_filename,
-            },
-            "migrations": snapshot.migrations,
-            "tables": snapshot.tables,
-            "files": {name: entry.as_json() for name, entry in files.items()},
-        }
-        progress(f"Writing {path}")
-        write_archive(path, manifest, staging_dir)
+    logger.info("Backup of the %s to %s started", database.describe(), output_dir)
+    try:
+        with locked_temporary_directory(STAGING_PREFIX, output_dir) as staging_dir:
+            progress(f"Dumping the {database.describe()}")
+            snapshot = database.dump(staging_dir / database.dump_filename)
+            progress(f"Copying media files from {settings.MEDIA_ROOT}")
+            files = {database.dump_filename: file_entry(staging_dir / database.dump_filename)}
+            files.update(stage_media(Path(settings.MEDIA_ROOT), staging_dir))
+            manifest = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "created_at": created_at.isoformat(),
+                "created_unix_time": int(created_at.timestamp()),
+                "install_id": install,
+                "portal_version": portal_version(),
+                "database": {
+                    "vendor": database.vendor,
+                    "server_version": snapshot.server_version,
+                    "name": database.name,
+                    "file": database.dump_filename,
+                },
+                "migrations": snapshot.migrations,
+                "tables": snapshot.tables,
+                "files": {name: entry.as_json() for name, entry in files.items()},
+            }
+            progress(f"Writing the archive in {output_dir}")
+            path = write_archive(
+                archive_names(output_dir, prefix, created_at), manifest, staging_dir
+            )
+    except OSError as error:
+        logger.error("Backup to %s failed: %s", output_dir, error)
+        raise BackupError(
+            f"Writing the backup in {output_dir} failed: {error}. Check that the folder has "
+            "room and that this user may write there, then run the backup again."
+        ) from error
     logger.info("Backup written to %s (%d bytes)", path, path.stat().st_size)
 
     removed = []
-    if keep is not None:
-        removed = prune_backups(directory=output_dir, keep=keep, progress=progress)
+    if keep is not None and install is not None:
+        removed = prune_backups(
+            directory=output_dir, keep=keep, install_id=install, newest=path, progress=progress
+        )
+    elif keep is not None:
+        progress("This database has no install id (run migrate), so no archive was deleted")
     return BackupResult(path=path, manifest=manifest, removed=removed)
 
 
-def prune_backups(*, directory: Path, keep: int, progress: Progress = logger.info) -> list[Path]:
-    """Delete all but the newest `keep` archives that `backup` made in `directory`.
-
-    An archive counts only when its name is `backup_YYYYMMDD_HHMMSS.tar.gz` and its first
-    member is a portal manifest, so files of other tools (an Odoo-era backup with the same
-    name, for one) are never deleted. Age comes from the time in the name.
-    """
-    ours = []
-    for path in sorted(Path(directory).iterdir(), reverse=True):
-        if not ARCHIVE_NAME.match(path.name) or path.is_symlink() or not path.is_file():
-            continue
-        if read_manifest(path) is None:
-            logger.warning("Retention left %s in place: it is not a portal backup", path)
-            continue
-        ours.append(path)
-    removed = ours[keep:]
-    for path in removed:
-        path.unlink()
-        logger.info("Retention deleted %s", path)
-        progress(f"Deleted old backup {path.name}")
-    return removed
+def prepare_output_dir(output_dir: Path) -> Path:
+    """Create `output_dir` when missing; raise BackupError when it cannot hold archives."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BackupError(
+            f"Cannot use {output_dir} as the backup folder: {error.strerror}. Give a folder "
+            "that this user may create or write to."
+        ) from error
+    if not os.access(output_dir, os.W_OK | os.X_OK):
+        raise BackupError(
+            f"Cannot write to the backup folder {output_dir}. Give a folder that this user "
+            "may write to."
+        )
+    return output_dir
 
 
 # --- Restore ------------------------------------------------------------------------------
@@ -192,32 +199,34 @@ def restore_backup(
     """Restore the database and media files of `archive`, then migrate if the archive is older.
 
     Before changing anything, rejects an archive that is unreadable or altered, comes
-    from code with migrations this code lacks, or contains another database engine. Also
-    rejects a target that already contains data, unless `force`. With `force`, a safety
-    backup of the target is written to `safety_dir` (default CPR_BACKUP_DIR) first.
+    from code with migrations this code lacks, or contains another database engine, and
+    media files that a folder or file in MEDIA_ROOT would block. Also rejects a target
+    that already contains data, unless `force`. Whenever the target has any table or a
+    media file the archive would replace, a safety backup of it is written first, to
+    `safety_dir` (default CPR_BACKUP_DIR). The database restore is all or nothing.
     """
     archive = Path(archive)
     database = database_for(using)
     media_root = Path(settings.MEDIA_ROOT)
     logger.info("Restore of %s into the %s started", archive, database.describe())
-    with tempfile.TemporaryDirectory(prefix="cpr-restore-") as work:
-        work_dir = Path(work)
+    with locked_temporary_directory(RESTORE_WORK_PREFIX) as work_dir:
         progress(f"Checking {archive} and every checksum")
         manifest = extract_archive(archive, work_dir)
         check_restorable(archive, manifest, database)
+        check_media_targets(manifest, media_root)
         dump = work_dir / manifest["database"]["file"]
-        database.check_dump(dump)
+        database.check_dump(dump, manifest["tables"])
 
-        held = describe_existing_data(database, manifest, media_root)
+        target = describe_target(database, manifest, media_root, using)
+        if target.data and not force:
+            raise BackupError(
+                f"The {database.describe()} already contains data ({'; '.join(target.data)}). "
+                "Nothing was changed. Run the restore again with --force to replace it; "
+                "a safety backup of the current data is written first."
+            )
         safety_backup = None
-        if held:
-            if not force:
-                raise BackupError(
-                    f"The {database.describe()} already contains data ({'; '.join(held)}). "
-                    "Nothing was changed. Run the restore again with --force to replace it; "
-                    "a safety backup of the current data is written first."
-                )
-            progress("The target contains data and --force was given: writing a safety backup")
+        if target.data or target.has_tables:
+            progress("Writing a safety backup of the current database and media files first")
             safety_backup = create_backup(
                 output_dir=Path(safety_dir or settings.CPR_BACKUP_DIR),
                 using=using,
@@ -229,16 +238,17 @@ def restore_backup(
         progress(f"Restoring the {database.describe()}")
         connections[using].close()
         database.restore(dump, tables=manifest["tables"])
-        differences = compare_rows(database.table_rows(), manifest["tables"])
-        if differences:
-            raise BackupError(
-                f"After the restore, the {database.describe()} does not match the archive's "
-                f"row counts ({'; '.join(differences)})."
-                + (f" The data before the restore is in {safety_backup}." if safety_backup else "")
-            )
 
         progress(f"Restoring media files into {media_root}")
-        written, kept = restore_media(work_dir, manifest, media_root)
+        try:
+            written, kept = restore_media(work_dir, manifest, media_root)
+        except OSError as error:
+            logger.error("Restoring media files into %s failed: %s", media_root, error)
+            raise BackupError(
+                f"The database was restored, but writing the media files into {media_root} "
+                f"failed: {error}. Fix that and run the restore again with --force."
+                + (f" The data before the restore is in {safety_backup}." if safety_backup else "")
+            ) from error
 
     migrated = migrate_if_needed(using, progress)
     logger.info(
@@ -278,28 +288,56 @@ def check_restorable(archive: Path, manifest: dict, database: Database) -> None:
         )
 
 
-def seeded_values() -> dict[str, tuple[str, set]]:
-    """Return the rows that data migrations add, as table: (column, values)."""
-    seed = importlib.import_module("members.migrations.0002_seed_hot_desk_plan").HOT_DESK
-    return {"members_plan": ("slug", {seed["slug"]})}
+def check_media_targets(manifest: dict, media_root: Path) -> None:
+    """Raise BackupError when a file or folder in `media_root` blocks an archive's media file."""
+    conflicts = set()
+    for name in manifest["files"]:
+        if not name.startswith(MEDIA_PREFIX):
+            continue
+        relative = PurePosixPath(name.removeprefix(MEDIA_PREFIX))
+        # MEDIA_ROOT itself, then each folder on the way to the file, outermost first.
+        folders = [media_root, *(media_root / parent for parent in reversed(relative.parents[:-1]))]
+        for folder in folders:
+            if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
+                conflicts.add(f"{folder} is a file, but the archive has files in a folder so named")
+        target = media_root / relative
+        if target.is_dir():
+            conflicts.add(f"{target} is a folder, but the archive has a file of that name")
+    if conflicts:
+        shown = sorted(conflicts)
+        raise BackupError(
+            f"Media files of the archive cannot be written: {'; '.join(shown[:10])}"
+            + (f" (and {len(shown) - 10} more)" if len(shown) > 10 else "")
+            + ". Move those away, then run the restore again. Nothing was changed."
+        )
 
 
-def describe_existing_data(database: Database, manifest: dict, media_root: Path) -> list[str]:
+@dataclass(frozen=True)
+class TargetContents:
+    """What a restore would replace in its target."""
+
+    # Tables with rows and media files that differ: a restore over them needs --force.
+    data: list[str]
+    # Whether the database has any table at all, even one with nothing but generated rows.
+    has_tables: bool
+
+
+def describe_target(
+    database: Database, manifest: dict, media_root: Path, using: str
+) -> TargetContents:
     """List what the restore would replace: tables with rows, media files that differ.
 
-    A freshly migrated database contains no data: the tables that `migrate` fills and the
-    rows that data migrations seed do not count.
+    A freshly migrated database contains no data: the tables that `migrate` and `backup`
+    fill, and the plan that a data migration seeds as long as nobody edited it, do not count.
     """
-    held = []
-    seeds = seeded_values()
-    for table, count in database.table_rows().items():
-        if count == 0 or table in MIGRATION_FILLED_TABLES:
+    data = []
+    rows = database.table_rows()
+    for table, count in rows.items():
+        if count == 0 or table in GENERATED_TABLES:
             continue
-        if table in seeds:
-            column, values = seeds[table]
-            if database.column_values(table, column) <= values:
-                continue
-        held.append(f"{table}: {count} rows")
+        if table == SEEDED_PLAN_TABLE and count == 1 and seeded_plan_unchanged(using):
+            continue
+        data.append(f"{table}: {count} rows")
     overwritten = 0
     for name, entry in manifest["files"].items():
         if not name.startswith(MEDIA_PREFIX):
@@ -308,20 +346,32 @@ def describe_existing_data(database: Database, manifest: dict, media_root: Path)
         if target.is_file() and file_entry(target).as_json() != entry:
             overwritten += 1
     if overwritten:
-        held.append(f"{overwritten} media files in {media_root} differ from the archive's")
-    return held
+        data.append(f"{overwritten} media files in {media_root} differ from the archive's")
+    return TargetContents(data=data, has_tables=bool(rows))
 
 
-def compare_rows(actual: dict[str, int], expected: dict[str, int]) -> list[str]:
-    """Return one line per table whose row count differs from the manifest's."""
-    differences = []
-    for table in sorted(set(actual) | set(expected)):
-        if actual.get(table) != expected.get(table):
-            differences.append(
-                f"{table}: {expected.get(table, 'no table')} in the manifest, "
-                f"{actual.get(table, 'no table')} in the database"
-            )
-    return differences
+SEEDED_PLAN_TABLE = "members_plan"
+# Columns that change by themselves; all others must match the seed for it to be unchanged.
+UNTRACKED_PLAN_FIELDS = frozenset({"id", "created_at", "updated_at"})
+
+
+def seeded_plan_unchanged(using: str) -> bool:
+    """Tell whether the plans table holds exactly the plan that migrations seed, unedited."""
+    from members.models import Plan
+
+    seed = importlib.import_module("members.migrations.0002_seed_hot_desk_plan").HOT_DESK
+    expected = {
+        field.attname: seed[field.name] if field.name in seed else field.get_default()
+        for field in Plan._meta.concrete_fields
+        if field.name not in UNTRACKED_PLAN_FIELDS
+    }
+    try:
+        rows = list(Plan.objects.using(using).values(*expected))
+    except DatabaseError:
+        # A schema older than the code: the row cannot be compared, so it counts as data.
+        logger.info("Cannot compare the plans in %s with the seeded plan", using, exc_info=True)
+        return False
+    return rows == [expected]
 
 
 def restore_media(staging_dir: Path, manifest: dict, media_root: Path) -> tuple[int, list[str]]:
@@ -373,27 +423,22 @@ def verify_backup(
 ) -> dict:
     """Restore `archive` into a temporary database and compare its row counts with the manifest.
 
-    The temporary database is of the configured engine, is named uniquely per run, and
-    is removed whatever happens. Returns the manifest, and raises BackupError on any
-    mismatch.
+    Rejects first what `restore` would reject before it changes anything: an archive that
+    is damaged, from newer code or of another engine. The temporary database is of the
+    configured engine, is named uniquely per run, and is removed whatever happens.
+    Returns the manifest, and raises BackupError on any mismatch.
     """
     archive = Path(archive)
     database = database_for(using)
     logger.info("Verification of %s started", archive)
-    with tempfile.TemporaryDirectory(prefix="cpr-verify-") as work:
-        work_dir = Path(work)
+    with locked_temporary_directory(VERIFY_WORK_PREFIX) as work_dir:
         progress(f"Checking {archive} and every checksum")
         manifest = extract_archive(archive, work_dir)
-        vendor = manifest["database"]["vendor"]
-        if vendor != database.vendor:
-            raise BackupError(
-                f"{archive} contains a {vendor} database; this portal uses {database.vendor} "
-                "and can verify only archives of the same engine."
-            )
+        check_restorable(archive, manifest, database)
         dump = work_dir / manifest["database"]["file"]
-        database.check_dump(dump)
+        database.check_dump(dump, manifest["tables"])
         label = f"{timezone.now():%Y%m%d%H%M%S}_{secrets.token_hex(4)}"
-        with database.temporary_database(label) as temporary:
+        with database.temporary_database(label, work_dir) as temporary:
             progress(f"Restoring into the temporary {temporary.describe()}")
             temporary.restore(dump, tables=manifest["tables"])
             differences = compare_rows(temporary.table_rows(), manifest["tables"])

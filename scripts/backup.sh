@@ -12,9 +12,9 @@ Usage: scripts/backup.sh [--keep N]
 Writes backup_YYYYMMDD_HHMMSS.tar.gz in the web container's $CONTAINER_DIR
 and copies it to $HOST_DIR/.
 
-  --keep N   afterwards keep only the newest N archives made by the backup
-             command, in the container and in $HOST_DIR/; other files are
-             never deleted.
+  --keep N   afterwards keep only the newest N archives that the backup
+             command made for this install, in the container and in
+             $HOST_DIR/; other files are never deleted.
 USAGE
 }
 
@@ -79,27 +79,48 @@ if [ -z "$keep" ]; then
     exit 0
 fi
 
-# Host-side retention: the same rule as the command's. An archive counts only when its
-# name is backup_YYYYMMDD_HHMMSS.tar.gz and its manifest names the portal's format.
-count=0
-while IFS= read -r path; do
+# Host-side retention, by the same rule as the command's: the new archive stays, and of
+# the others only those whose manifest has the new archive's install id count, newest
+# first by the creation time in that manifest. File names and other files do not count.
+manifest_field() {
+    # The manifest is JSON with sorted keys and one top-level field a line, indented by
+    # two spaces; deeper fields are indented more. Prints a hex string or number field.
+    tar -xzOf "$1" manifest.json 2>/dev/null |
+        sed -n "s/^  \"$2\": \"\{0,1\}\([0-9a-f]*\)\"\{0,1\},\{0,1\}\$/\1/p"
+}
+
+install_id=$(manifest_field "$HOST_DIR/$name" install_id) || install_id=""
+if [ -z "$install_id" ]; then
+    echo "backup.sh: $HOST_DIR/$name has no install id; no archive in $HOST_DIR was deleted." >&2
+    exit 0
+fi
+
+candidates=$(mktemp "${TMPDIR:-/tmp}/cpr-backup-list.XXXXXX")
+trap 'rm -f "$log" "$candidates"' EXIT
+for path in "$HOST_DIR"/backup_*.tar.gz; do
     case "$(basename "$path")" in
+        "$name") continue ;;
         backup_[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]_[0-9][0-9][0-9][0-9][0-9][0-9].tar.gz) ;;
         *) continue ;;
     esac
     if [ ! -f "$path" ] || [ -L "$path" ]; then
         continue
     fi
-    manifest=$(tar -xzOf "$path" manifest.json 2>/dev/null) || manifest=""
-    case "$manifest" in
-        *'"format": "cpr-portal-backup"'*) ;;
-        *) continue ;;
+    [ "$(manifest_field "$path" install_id || true)" = "$install_id" ] || continue
+    created=$(manifest_field "$path" created_unix_time) || created=""
+    case "$created" in
+        '' | *[!0-9]*) continue ;;
     esac
+    printf '%s %s\n' "$created" "$path" >>"$candidates"
+done
+
+# The new archive is one of the N kept.
+count=1
+sort -r -n "$candidates" | while IFS=' ' read -r _created path; do
     count=$((count + 1))
     if [ "$count" -gt "$keep" ]; then
-        rm -f -- "$path"
-        echo "Deleted old backup $path"
+        if rm -f -- "$path"; then
+            echo "Deleted old backup $path"
+        fi
     fi
-done <<LIST
-$(printf '%s\n' "$HOST_DIR"/backup_*.tar.gz | sort -r)
-LIST
+done

@@ -40,7 +40,8 @@ def make_archive(tmp_path):
     """Return a function that writes a portal archive whose checksums are all correct.
 
     Its database part is random bytes unless given, so it suits the checks that run
-    before the database is read.
+    before the database is read. With `install_id` and `created_unix_time`, retention
+    counts it as an archive of that install, made at that time.
     """
 
     def make(
@@ -50,6 +51,8 @@ def make_archive(tmp_path):
         database: bytes | None = None,
         media: dict[str, bytes] | None = None,
         manifest_changes: dict | None = None,
+        install_id: str | None = None,
+        created_unix_time: int | None = None,
     ) -> Path:
         directory = directory or tmp_path / "archives"
         directory.mkdir(parents=True, exist_ok=True)
@@ -70,9 +73,12 @@ def make_archive(tmp_path):
             "tables": {"members_member": 1},
             "files": {part: file_entry(staging / part).as_json() for part in parts},
         }
+        if install_id is not None:
+            manifest["install_id"] = install_id
+        if created_unix_time is not None:
+            manifest["created_unix_time"] = created_unix_time
         manifest.update(manifest_changes or {})
-        write_archive(directory / name, manifest, staging)
-        return directory / name
+        return write_archive([directory / name], manifest, staging)
 
     return make
 

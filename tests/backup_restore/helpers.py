@@ -137,8 +137,7 @@ def rewrite_archive(
         if update_checksums:
             manifest["files"][name] = file_entry(path).as_json()
     manifest.update(manifest_changes or {})
-    write_archive(destination, manifest, staging)
-    return destination
+    return write_archive([destination], manifest, staging)
 
 
 def tar_gz(destination: Path, members: dict[str, bytes]) -> Path:

@@ -9,6 +9,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from backup_restore import archive as archive_module
+from backup_restore.archive import extract_archive, read_manifest
+from backup_restore.errors import BackupError
+
 from .helpers import rewrite_archive, tar_gz
 
 pytestmark = pytest.mark.django_db
@@ -217,3 +221,56 @@ def tar_members(archive) -> dict[str, bytes]:
 
     with tarfile.open(archive, "r:gz") as tar:
         return {member.name: tar.extractfile(member).read() for member in tar.getmembers()}
+
+
+def test_verify_rejects_archive_newer_than_code(make_archive):
+    from .conftest import current_migrations
+
+    migrations = current_migrations()
+    migrations["members"].append("0099_from_the_future")
+    archive = make_archive(manifest_changes={"migrations": migrations})
+
+    with pytest.raises(CommandError, match="is newer than this code"):
+        call_command("verify_backup", str(archive), verbosity=0)
+
+
+def test_oversized_member_rejected_unread(make_archive, existing_data, tmp_path):
+    members = tar_members(make_archive(media={"photo.png": b"small"}))
+    members["media/photo.png"] = bytes(2_000_000)
+    oversized = tar_gz(tmp_path / "oversized.tar.gz", members)
+    before = existing_data()
+
+    message = restore_fails(oversized, "--force")
+
+    assert "media/photo.png is 2000000 bytes, but the manifest lists 5 bytes" in message
+    assert existing_data() == before
+    with pytest.raises(BackupError, match="2000000 bytes"):
+        extract_archive(oversized, tmp_path / "extracted")
+    assert not (tmp_path / "extracted" / "media" / "photo.png").exists()
+
+
+def test_oversized_manifest_rejected(make_archive, existing_data, monkeypatch):
+    monkeypatch.setattr(archive_module, "MAX_MANIFEST_SIZE", 10_000)
+    archive = make_archive(manifest_changes={"padding": "x" * 20_000})
+    before = existing_data()
+
+    message = restore_fails(archive, "--force")
+
+    assert "more than the 10000 bytes" in message
+    assert read_manifest(archive) is None
+    assert existing_data() == before
+
+
+def test_backup_output_not_a_folder(tmp_path):
+    not_a_folder = tmp_path / "backups"
+    not_a_folder.write_text("a file")
+
+    with pytest.raises(CommandError, match=f"Cannot use {not_a_folder} as the backup folder"):
+        call_command("backup", "--output", str(not_a_folder), verbosity=0)
+
+    assert not_a_folder.read_text() == "a file"
+
+
+def test_backup_output_not_writable():
+    with pytest.raises(CommandError, match="Cannot use /proc/cpr-backups as the backup folder"):
+        call_command("backup", "--output", "/proc/cpr-backups", verbosity=0)

@@ -5,16 +5,26 @@ transactional database access. Restores go into databases the tests create, name
 the test database, except one that restores into the configured database itself.
 """
 
+import importlib
+import os
 import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from contextlib import closing
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, connections
 from django.db.utils import load_backend
+from django.utils import timezone
 from psycopg import sql
 
+from backup_restore import archive as archive_module
 from backup_restore.archive import read_manifest
 from backup_restore.databases import PostgresDatabase
 from backup_restore.errors import BackupError
@@ -27,7 +37,14 @@ from tests.factories.every_model import (
     write_media_files,
 )
 
-from .helpers import read_members, rewrite_archive, table_hashes
+from .helpers import (
+    PROJECT_DIR,
+    project_environment,
+    read_members,
+    rewrite_archive,
+    run_manage,
+    table_hashes,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -244,20 +261,31 @@ def test_restore_drops_tables_archive_lacks(filled, backup_dir, scratch_database
     assert table_hashes(target) == hashes
 
 
-def test_backup_command_keeps_newest(filled, backup_dir, make_archive):
-    for name in ["backup_20250101_000000.tar.gz", "backup_20250102_000000.tar.gz"]:
-        make_archive(name, directory=backup_dir)
+def test_backup_keep_spares_new_and_foreign(filled, backup_dir, make_archive):
+    first = create_backup(output_dir=backup_dir, now=timezone.now() - timedelta(days=1))
+    # A copy of this install's archive under a name from the future, an archive of
+    # another install, and an Odoo-era file with a portal name.
+    renamed = backup_dir / "backup_20990101_000000.tar.gz"
+    shutil.copyfile(first.path, renamed)
+    other = make_archive(
+        "backup_20270101_000000.tar.gz",
+        directory=backup_dir,
+        install_id="b" * 32,
+        created_unix_time=first.manifest["created_unix_time"] + 1,
+    )
     foreign = backup_dir / "backup_20240101_000000.tar.gz"
     foreign.write_bytes(b"an Odoo-era backup")
 
-    call_command("backup", "--keep", "2", "--output", str(backup_dir), verbosity=0)
+    call_command("backup", "--keep", "1", "--output", str(backup_dir), verbosity=0)
 
-    ours = sorted(path.name for path in backup_dir.glob("backup_2026*"))
-    remaining = sorted(path.name for path in backup_dir.iterdir())
-    assert len(ours) == 1
-    assert remaining == sorted(
-        ["backup_20240101_000000.tar.gz", "backup_20250102_000000.tar.gz", *ours]
-    )
+    made = [path for path in backup_dir.glob("backup_*.tar.gz") if read_manifest(path)]
+    newest = [path for path in made if path not in (other,)]
+    assert len(newest) == 1
+    assert newest[0].name.startswith(f"backup_{timezone.localtime():%Y%m%d}")
+    assert not first.path.exists()
+    assert not renamed.exists()
+    assert other.is_file()
+    assert foreign.read_bytes() == b"an Odoo-era backup"
 
 
 # --- verify_backup ------------------------------------------------------------------------
@@ -292,7 +320,7 @@ def test_verify_drops_database_when_restore_fails(filled, backup_dir, tmp_path):
         replace={"database.dump": dump.replace(b"2024-02-29", b"2024-02-30")},
     )
 
-    with pytest.raises(BackupError, match="pg_restore into the PostgreSQL database") as raised:
+    with pytest.raises(BackupError, match="restore into the PostgreSQL database") as raised:
         verify_backup(archive=broken)
 
     assert "_verify_" in str(raised.value)
@@ -322,3 +350,347 @@ def test_verify_bad_archive_leaves_no_database(filled, backup_dir):
         call_command("verify_backup", str(result.path), verbosity=0)
 
     assert verify_databases() == set()
+
+
+# --- A restore that fails or is stopped changes nothing -----------------------------------
+
+
+def database_url(name: str) -> str:
+    """Return a DATABASE_URL for the database `name` on the test server, as the test role."""
+    settings_dict = connection.settings_dict
+    credentials = settings_dict["USER"] or ""
+    if settings_dict["PASSWORD"]:
+        credentials += f":{settings_dict['PASSWORD']}"
+    host = settings_dict["HOST"] or "localhost"
+    return f"postgres://{credentials}@{host}:{settings_dict['PORT'] or 5432}/{name}"
+
+
+def write_pg_restore_wrapper(directory: Path, ending: str) -> Path:
+    """Write a pg_restore that runs the real one, then ends with the shell code `ending`.
+
+    `pg_restore --list` runs unchanged. Returns the folder to put first on PATH.
+    """
+    real = shutil.which("pg_restore")
+    directory.mkdir()
+    wrapper = directory / "pg_restore"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'case " $* " in *" --list "*) exec "{real}" "$@" ;; esac\n'
+        f'"{real}" "$@" || exit $?\n'
+        f"{ending}\n"
+    )
+    wrapper.chmod(0o755)
+    return directory
+
+
+@pytest.fixture
+def target_with_newer_table(filled, backup_dir, scratch_database, settings, tmp_path):
+    """A database restored from a backup, then given a table the backup lacks.
+
+    Returns the archive and the alias of that database.
+    """
+    archive = create_backup(output_dir=backup_dir).path
+    target = scratch_database()
+    settings.MEDIA_ROOT = tmp_path / "target-media"
+    restore_backup(archive=archive, using=target)
+    with connections[target].cursor() as cursor:
+        cursor.execute("CREATE TABLE brk_newer (id int)")
+        cursor.execute("INSERT INTO brk_newer VALUES (1)")
+        cursor.execute("UPDATE members_member SET first_name = 'Changed'")
+    connections[target].close()
+    return archive, target
+
+
+def test_failed_pg_restore_keeps_every_table(target_with_newer_table, monkeypatch, tmp_path):
+    archive, target = target_with_newer_table
+    before = table_hashes(target)
+    assert "brk_newer" in before
+    wrappers = write_pg_restore_wrapper(tmp_path / "bin", "exit 1")
+    monkeypatch.setenv("PATH", f"{wrappers}:{os.environ['PATH']}")
+
+    with pytest.raises(BackupError, match="nothing was changed") as raised:
+        restore_backup(archive=archive, using=target, force=True, safety_dir=tmp_path / "safety")
+
+    assert "rolled back" not in str(raised.value)
+    assert table_hashes(target) == before
+
+
+def subprocess_environment(tmp_path: Path, database_name: str, **overrides) -> dict[str, str]:
+    temporary = tmp_path / "tmpdir"
+    temporary.mkdir(exist_ok=True)
+    return project_environment(
+        DATABASE_URL=database_url(database_name),
+        DJANGO_MEDIA_ROOT=str(tmp_path / "subprocess-media"),
+        CPR_BACKUP_DIR=str(tmp_path / "subprocess-backups"),
+        TMPDIR=str(temporary),
+        **overrides,
+    )
+
+
+def start_stalled_command(args: list[str], environment: dict, marker: Path) -> subprocess.Popen:
+    """Start manage.py in its own process group; return once pg_restore has stalled."""
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT_DIR,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            output, errors = process.communicate()
+            pytest.fail(f"pg_restore never stalled:\n{output}\n{errors}")
+        time.sleep(0.1)
+    return process
+
+
+def test_killed_restore_changes_nothing(target_with_newer_table, tmp_path):
+    archive, target = target_with_newer_table
+    before = table_hashes(target)
+    marker = tmp_path / "stalled"
+    # pg_restore has written every statement, and psql has run them, but not committed.
+    wrappers = write_pg_restore_wrapper(tmp_path / "bin", f'touch "{marker}"; exec sleep 120')
+    name = connections[target].settings_dict["NAME"]
+    environment = subprocess_environment(tmp_path, name)
+    environment["PATH"] = f"{wrappers}:{environment['PATH']}"
+    connections[target].close()
+
+    process = start_stalled_command(["restore", "--force", str(archive)], environment, marker)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
+
+    assert table_hashes(target) == before
+    left_behind = list((tmp_path / "tmpdir").glob("cpr-restore-*"))
+    assert len(left_behind) == 1
+
+    # The next run removes the folder that the killed one left.
+    refused = run_manage(["restore", str(archive)], subprocess_environment(tmp_path, name))
+
+    assert "already contains data" in refused.stderr
+    assert list((tmp_path / "tmpdir").iterdir()) == []
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_stopped_restore_cleans_up(target_with_newer_table, tmp_path, stop):
+    archive, target = target_with_newer_table
+    before = table_hashes(target)
+    marker = tmp_path / "stalled"
+    wrappers = write_pg_restore_wrapper(tmp_path / "bin", f'touch "{marker}"; exec sleep 120')
+    environment = subprocess_environment(tmp_path, connections[target].settings_dict["NAME"])
+    environment["PATH"] = f"{wrappers}:{environment['PATH']}"
+    connections[target].close()
+
+    process = start_stalled_command(["restore", "--force", str(archive)], environment, marker)
+    process.send_signal(stop)
+    _output, errors = process.communicate(timeout=60)
+
+    assert process.returncode == 128 + stop
+    assert f"Restore stopped by {stop.name}" in errors
+    assert "Traceback" not in errors
+    assert table_hashes(target) == before
+    assert list((tmp_path / "tmpdir").iterdir()) == []
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_stopped_verify_drops_database(filled, backup_dir, tmp_path, stop):
+    archive = create_backup(output_dir=backup_dir).path
+    marker = tmp_path / "stalled"
+    wrappers = write_pg_restore_wrapper(tmp_path / "bin", f'touch "{marker}"; exec sleep 120')
+    environment = subprocess_environment(tmp_path, connection.settings_dict["NAME"])
+    environment["PATH"] = f"{wrappers}:{environment['PATH']}"
+
+    process = start_stalled_command(["verify_backup", str(archive)], environment, marker)
+    assert len(verify_databases()) == 1
+    process.send_signal(stop)
+    _output, errors = process.communicate(timeout=60)
+
+    assert process.returncode == 128 + stop
+    assert f"Verification stopped by {stop.name}" in errors
+    assert verify_databases() == set()
+    assert list((tmp_path / "tmpdir").iterdir()) == []
+
+
+# --- The manifest is checked against the dump before the target is touched ----------------
+
+
+def test_restore_rejects_table_missing_from_manifest(filled, backup_dir, media_root, tmp_path):
+    result = create_backup(output_dir=backup_dir)
+    manifest, _members = read_members(result.path)
+    tables = {
+        name: count for name, count in manifest["tables"].items() if name != "outbox_outboxemail"
+    }
+    altered = rewrite_archive(
+        result.path, tmp_path / "altered.tar.gz", manifest_changes={"tables": tables}
+    )
+    MemberFactory(first_name="Added", last_name="Later")
+    before = table_hashes(), read_media_files(media_root)
+
+    with pytest.raises(BackupError, match="outbox_outboxemail: not in the manifest"):
+        restore_backup(archive=altered, force=True, safety_dir=tmp_path / "safety")
+
+    assert (table_hashes(), read_media_files(media_root)) == before
+    assert not (tmp_path / "safety").exists()
+
+
+def test_restore_rejects_wrong_row_count(filled, backup_dir, media_root, tmp_path):
+    result = create_backup(output_dir=backup_dir)
+    manifest, _members = read_members(result.path)
+    altered = rewrite_archive(
+        result.path,
+        tmp_path / "altered.tar.gz",
+        manifest_changes={"tables": {**manifest["tables"], "members_member": 99}},
+    )
+    MemberFactory(first_name="Added", last_name="Later")
+    (media_root / "readme.txt").write_text("changed since the backup")
+    before = table_hashes(), read_media_files(media_root)
+
+    with pytest.raises(BackupError, match="members_member: 99 in the manifest, 2 in the database"):
+        restore_backup(archive=altered, force=True, safety_dir=tmp_path / "safety")
+
+    assert (table_hashes(), read_media_files(media_root)) == before
+
+
+def migrate_with_seed(alias: str) -> None:
+    """Migrate `alias` and make sure it has the seeded plan, as a fresh install has.
+
+    The seed migration writes through the default database, so on another alias the
+    plan is added here.
+    """
+    from members.models import Plan
+
+    call_command("migrate", database=alias, verbosity=0)
+    seed = importlib.import_module("members.migrations.0002_seed_hot_desk_plan").HOT_DESK
+    Plan.objects.using(alias).get_or_create(slug=seed["slug"], defaults=seed)
+
+
+def test_restore_into_migrated_database_backs_it_up(
+    filled, backup_dir, scratch_database, settings, tmp_path
+):
+    hashes, _media = filled
+    archive = create_backup(output_dir=backup_dir).path
+    target = scratch_database()
+    migrate_with_seed(target)
+    settings.MEDIA_ROOT = tmp_path / "target-media"
+
+    restored = restore_backup(archive=archive, using=target, safety_dir=tmp_path / "safety")
+
+    assert table_hashes(target) == hashes
+    assert restored.safety_backup.parent == tmp_path / "safety"
+    assert read_manifest(restored.safety_backup)["tables"]["members_plan"] == 1
+
+
+def test_restore_refuses_edited_seed_plan(filled, backup_dir, scratch_database, settings, tmp_path):
+    archive = create_backup(output_dir=backup_dir).path
+    target = scratch_database()
+    migrate_with_seed(target)
+    with connections[target].cursor() as cursor:
+        cursor.execute("UPDATE members_plan SET monthly_price = 275 WHERE slug = 'hot-desk'")
+    before = table_hashes(target)
+    settings.MEDIA_ROOT = tmp_path / "target-media"
+
+    with pytest.raises(BackupError, match="members_plan: 1 rows"):
+        restore_backup(archive=archive, using=target, safety_dir=tmp_path / "safety")
+
+    assert table_hashes(target) == before
+    assert not (tmp_path / "safety").exists()
+
+
+def test_restore_media_conflict_changes_nothing(filled, backup_dir, media_root, tmp_path):
+    archive = create_backup(output_dir=backup_dir).path
+    MemberFactory(first_name="Added", last_name="Later")
+    shutil.rmtree(media_root / "members")
+    (media_root / "members").write_text("a file where the archive has a folder")
+    before = table_hashes(), read_media_files(media_root)
+
+    with pytest.raises(BackupError, match="members is a file") as raised:
+        restore_backup(archive=archive, force=True, safety_dir=tmp_path / "safety")
+
+    assert "Nothing was changed" in str(raised.value)
+    assert (table_hashes(), read_media_files(media_root)) == before
+    assert not (tmp_path / "safety").exists()
+
+
+# --- Names, privileges and files that change during a backup ------------------------------
+
+
+def test_backup_same_second_gets_next_name(filled, backup_dir):
+    moment = timezone.now()
+
+    first = create_backup(output_dir=backup_dir, now=moment)
+    second = create_backup(output_dir=backup_dir, now=moment)
+
+    assert first.path.name == f"backup_{timezone.localtime(moment):%Y%m%d_%H%M%S}.tar.gz"
+    later = timezone.localtime(moment) + timedelta(seconds=1)
+    assert second.path.name == f"backup_{later:%Y%m%d_%H%M%S}.tar.gz"
+    assert read_manifest(first.path)["tables"] == read_manifest(second.path)["tables"]
+    assert sorted(path.name for path in backup_dir.iterdir()) == sorted(
+        [first.path.name, second.path.name]
+    )
+
+
+def test_backup_skips_media_file_removed_meanwhile(filled, backup_dir, media_root, monkeypatch):
+    listed = archive_module.media_files
+
+    def list_then_lose(root):
+        found = listed(root)
+        # The file is deleted after the folder was listed, before it is copied.
+        (root / "readme.txt").unlink()
+        return found
+
+    monkeypatch.setattr(archive_module, "media_files", list_then_lose)
+
+    result = create_backup(output_dir=backup_dir)
+
+    assert "media/readme.txt" not in result.manifest["files"]
+    assert "media/notes/empty.txt" in result.manifest["files"]
+
+
+@pytest.fixture
+def plain_role():
+    """A login role without CREATEDB and without rights on any table; dropped afterwards."""
+    role = f"cpr_backup_plain_{secrets.token_hex(4)}"
+    with closing(admin_database().connect()) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    yield role
+    with closing(admin_database().connect()) as admin:
+        admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def role_alias(role: str, name: str) -> str:
+    alias = f"role_{role}"
+    settings_dict = {**connection.settings_dict, "NAME": name, "USER": role, "PASSWORD": ""}
+    connections[alias] = load_backend(settings_dict["ENGINE"]).DatabaseWrapper(settings_dict, alias)
+    return alias
+
+
+def test_verify_without_createdb_is_clear(filled, backup_dir, plain_role):
+    archive = create_backup(output_dir=backup_dir).path
+    alias = role_alias(plain_role, connection.settings_dict["NAME"])
+    try:
+        with pytest.raises(BackupError, match="lacks the CREATEDB privilege"):
+            verify_backup(archive=archive, using=alias)
+    finally:
+        connections[alias].close()
+        del connections[alias]
+
+    assert verify_databases() == set()
+
+
+def test_restore_without_read_rights_is_clear(filled, backup_dir, plain_role, tmp_path):
+    archive = create_backup(output_dir=backup_dir).path
+    before = table_hashes()
+    alias = role_alias(plain_role, connection.settings_dict["NAME"])
+    try:
+        with pytest.raises(BackupError, match="permission denied") as raised:
+            restore_backup(archive=archive, using=alias, force=True, safety_dir=tmp_path)
+    finally:
+        connections[alias].close()
+        del connections[alias]
+
+    assert "Counting rows" in str(raised.value)
+    assert table_hashes() == before

@@ -4,6 +4,8 @@ The full run replaces only the docker CLI (tests/backup_restore/bin/docker), whi
 the container's commands on this machine against a SQLite file.
 """
 
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,7 @@ from .test_sqlite import sqlite_environment
 
 SCRIPTS = sorted((PROJECT_DIR / "scripts").glob("*.sh"))
 FAKE_DOCKER_DIR = Path(__file__).resolve().parent / "bin"
+DAY = 24 * 60 * 60
 
 
 @pytest.mark.shellcheck
@@ -87,23 +90,80 @@ def compose_stand_in(tmp_path, make_archive):
 
 def test_backup_script_copies_and_keeps(compose_stand_in, make_archive, tmp_path):
     environment, host_dir, container_dir = compose_stand_in
-    old = [
-        make_archive(name, directory=host_dir)
-        for name in ["backup_20250101_020000.tar.gz", "backup_20250102_020000.tar.gz"]
-    ]
+    first = run_script("backup.sh", environment=environment)
+    assert first.returncode == 0, first.stdout + first.stderr
+    first_copy = next(host_dir.glob("backup_*.tar.gz"))
+    manifest = read_manifest(first_copy)
+    install, created = manifest["install_id"], manifest["created_unix_time"]
+    older = make_archive(
+        "backup_20250101_020000.tar.gz",
+        directory=host_dir,
+        install_id=install,
+        created_unix_time=created - 2 * DAY,
+    )
+    # This install's oldest archive under a name from the future, and a newer archive of
+    # another install: neither name may decide.
+    renamed = make_archive(
+        "backup_20990101_000000.tar.gz",
+        directory=host_dir,
+        install_id=install,
+        created_unix_time=created - 3 * DAY,
+    )
+    other = make_archive(
+        "backup_20270101_000000.tar.gz",
+        directory=host_dir,
+        install_id="b" * 32,
+        created_unix_time=created + DAY,
+    )
     odoo = tar_gz(host_dir / "backup_20200101_000000.tar.gz", {"dump.sql": b"odoo"})
 
     result = run_script("backup.sh", "--keep", "2", environment=environment)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    made = list(container_dir.glob("backup_*.tar.gz"))
-    assert len(made) == 1
-    copied = host_dir / made[0].name
-    assert copied.read_bytes() == made[0].read_bytes()
-    assert not old[0].exists()
-    assert old[1].exists()
+    made = sorted(container_dir.glob("backup_*.tar.gz"))
+    assert len(made) == 2
+    newest = host_dir / made[-1].name
+    assert newest.read_bytes() == made[-1].read_bytes()
+    assert first_copy.exists()
+    assert not older.exists()
+    assert not renamed.exists()
+    assert other.exists()
     assert odoo.exists()
-    assert f"Deleted old backup {old[0]}" in result.stdout
+    assert f"Deleted old backup {older}" in result.stdout
+
+
+def test_readme_cron_line_on_fresh_checkout(compose_stand_in, tmp_path):
+    environment, _host_dir, container_dir = compose_stand_in
+    readme = (PROJECT_DIR / "README.md").read_text()
+    cron_line = re.search(r"^15 3 \* \* \* (.+)$", readme, re.MULTILINE).group(1)
+    assert "/srv/cpr-portal" in cron_line
+    assert "PATH=/usr/local/bin:/usr/bin:/bin" in cron_line
+    # A checkout has no backups folder: it is ignored by git.
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    shutil.copy(PROJECT_DIR / "scripts" / "backup.sh", checkout / "scripts" / "backup.sh")
+    command = cron_line.replace("/srv/cpr-portal", str(checkout)).replace(
+        "PATH=/usr/local/bin:/usr/bin:/bin", f"PATH={environment['PATH']}"
+    )
+    cron_environment = {
+        key: value for key, value in environment.items() if key != "CPR_BACKUP_HOST_DIR"
+    }
+
+    result = subprocess.run(  # noqa: S603
+        ["sh", "-c", command],  # noqa: S607
+        env=cron_environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    copied = list((checkout / "backups").glob("backup_*.tar.gz"))
+    assert [path.name for path in copied] == [
+        path.name for path in container_dir.glob("backup_*.tar.gz")
+    ]
+    assert "Backup written" in (checkout / "backups" / "cron.log").read_text()
 
 
 def test_restore_script_round_trip(compose_stand_in, tmp_path):

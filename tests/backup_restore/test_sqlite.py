@@ -131,3 +131,32 @@ def test_sqlite_older_archive_migrated(tmp_path):
         ("0002_invoice_kind_and_refund_expiry",),
         ("0003_invoiceitem",),
     ]
+
+
+def test_sqlite_verify_with_percent_in_tmpdir(filled_sqlite, tmp_path):
+    _source_tmp, environment, _snapshot, archive = filled_sqlite
+    temporary = tmp_path / "a%20b"
+    temporary.mkdir()
+
+    verified = run_manage(
+        ["verify_backup", str(archive)], {**environment, "TMPDIR": str(temporary)}
+    )
+
+    assert verified.returncode == 0, verified.stderr
+    assert list(temporary.iterdir()) == []
+
+
+def test_sqlite_backup_removes_abandoned_staging(tmp_path):
+    environment = sqlite_environment(tmp_path, "staging")
+    manage(["migrate", "--no-input", "-v0"], environment)
+    backups = Path(environment["CPR_BACKUP_DIR"])
+    # What `kill -9` leaves: a staging folder with a dump, its lock file no longer held.
+    abandoned = backups / ".backup-staging-killed"
+    abandoned.mkdir(parents=True)
+    (abandoned / ".in-use").touch()
+    (abandoned / "database.sqlite3").write_bytes(b"a full copy of the database")
+
+    manage(["backup"], environment)
+
+    assert not abandoned.exists()
+    assert [path.name.startswith("backup_") for path in backups.iterdir()] == [True]

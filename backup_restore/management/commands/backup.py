@@ -1,9 +1,9 @@
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from backup_restore.errors import BackupError
+from backup_restore.interrupts import command_errors
 from backup_restore.services import create_backup, table_summary
 
 
@@ -26,17 +26,16 @@ class Command(BaseCommand):
             default=None,
             metavar="N",
             help=(
-                "After the backup, delete all but the newest N archives that this command "
-                "made in the folder. Other files are never deleted."
+                "After the backup, delete all but the newest N archives (by the time in "
+                "their manifest) that this command made for this install in the folder. "
+                "Other files, and archives of other installs, are never deleted."
             ),
         )
 
     def handle(self, *args, output, keep, verbosity, **options):
         output = output or Path(settings.CPR_BACKUP_DIR)
-        try:
+        with command_errors("Backup", "its unfinished archive and staging folder were removed."):
             result = create_backup(output_dir=output, keep=keep, progress=self.progress(verbosity))
-        except BackupError as error:
-            raise CommandError(f"Backup failed: {error}") from error
         size_mb = result.path.stat().st_size / 1_000_000
         removed = f"; deleted {len(result.removed)} old archives" if keep is not None else ""
         self.stdout.write(

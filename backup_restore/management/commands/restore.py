@@ -1,8 +1,8 @@
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from backup_restore.errors import BackupError
+from backup_restore.interrupts import command_errors
 from backup_restore.services import restore_backup, table_summary
 
 
@@ -19,7 +19,8 @@ class Command(BaseCommand):
             action="store_true",
             help=(
                 "Replace a database that already contains data. A safety backup of it is "
-                "written first (pre_restore_YYYYMMDD_HHMMSS.tar.gz)."
+                "written first (pre_restore_YYYYMMDD_HHMMSS.tar.gz), as it is for any "
+                "database that has tables."
             ),
         )
         parser.add_argument(
@@ -31,12 +32,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, archive, force, safety_dir, verbosity, **options):
         progress = self.stdout.write if verbosity >= 1 else lambda message: None
-        try:
+        cleanup = (
+            "its temporary files were removed, and a database restore that had not "
+            "committed was rolled back."
+        )
+        with command_errors("Restore", cleanup):
             result = restore_backup(
                 archive=archive, force=force, safety_dir=safety_dir, progress=progress
             )
-        except BackupError as error:
-            raise CommandError(f"Restore failed: {error}") from error
         details = [table_summary(result.manifest)]
         details.append("migrations applied" if result.migrated else "no migrations needed")
         if result.media_kept:

@@ -1,8 +1,8 @@
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from backup_restore.errors import BackupError
+from backup_restore.interrupts import command_errors
 from backup_restore.services import table_summary, verify_backup
 
 
@@ -17,10 +17,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, archive, verbosity, **options):
         progress = self.stdout.write if verbosity >= 1 else lambda message: None
-        try:
+        cleanup = "its temporary files and temporary database were removed."
+        with command_errors("Verification", cleanup):
             manifest = verify_backup(archive=archive, progress=progress)
-        except BackupError as error:
-            raise CommandError(f"Verification failed: {error}") from error
         self.stdout.write(
             self.style.SUCCESS(f"Verified {archive}: {table_summary(manifest)} match the manifest")
         )
