@@ -88,6 +88,10 @@ State = Membership.State
 MANUAL_METHODS = frozenset(Payment.Method.values) - {Payment.Method.GATEWAY}
 # Days before the commitment end when members get a reminder email.
 COMMITMENT_REMINDER_DAYS = 30
+
+# The membership event cause of a suspension for a payment still overdue after the grace
+# period, as opposed to one made by staff.
+OVERDUE_SUSPENSION_CAUSE = "grace period over"
 # A processed or ignored event is final; processing it again changes nothing.
 FINAL_EVENT_STATUSES = (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED)
 
@@ -1184,7 +1188,7 @@ def suspend_overdue_memberships(*, today: datetime.date | None = None) -> list[M
                 continue
             suspended.append(
                 members_services.suspend_membership(
-                    membership=membership, cause="grace period over"
+                    membership=membership, cause=OVERDUE_SUSPENSION_CAUSE
                 )
             )
     return suspended

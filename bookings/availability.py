@@ -10,6 +10,7 @@ import datetime
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.conf import settings
 from django.utils import timezone
 
 CENT = Decimal("0.01")
@@ -17,6 +18,15 @@ CENT = Decimal("0.01")
 
 def local_zone() -> datetime.tzinfo:
     return timezone.get_default_timezone()
+
+
+def local_today() -> datetime.date:
+    return timezone.localdate()
+
+
+def last_bookable_day() -> datetime.date:
+    """Return the last day a room can be booked, CPR_BOOKING_HORIZON_DAYS after today."""
+    return local_today() + datetime.timedelta(days=settings.CPR_BOOKING_HORIZON_DAYS)
 
 
 def local_day(moment: datetime.datetime) -> datetime.date:
@@ -65,11 +75,6 @@ def slot_starts(window: DayWindow, slot_minutes: int) -> list[datetime.datetime]
         starts.append(start)
         start += step
     return starts
-
-
-def minutes_between(start: datetime.datetime, end: datetime.datetime) -> int:
-    """Return the real minutes from `start` to `end`, whatever their UTC offsets."""
-    return int((to_utc(end) - to_utc(start)).total_seconds() // 60)
 
 
 def price_for(hourly_rate: Decimal, minutes: int) -> Decimal:

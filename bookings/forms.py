@@ -3,6 +3,8 @@
 import datetime
 
 from django import forms
+from django.conf import settings
+from django.utils import formats
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -26,8 +28,15 @@ class BookingTimesForm(forms.Form):
     """A day, a start time and a length in the room's slots; `clean` adds start and end."""
 
     date = forms.DateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}))
+    # Only hours and minutes: slots never start on a second, and the time input's step
+    # keeps browsers from offering seconds.
     start_time = forms.TimeField(
-        label=_("Start time"), widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+        label=_("Start time"),
+        input_formats=["%H:%M"],
+        widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        error_messages={
+            "invalid": _("Enter the start time as hours and minutes, such as 10:30."),
+        },
     )
     minutes = forms.TypedChoiceField(label=_("Length"), coerce=int)
 
@@ -37,6 +46,33 @@ class BookingTimesForm(forms.Form):
         lengths = range(room.min_minutes, room.max_minutes + 1, room.slot_minutes)
         self.fields["minutes"].choices = [(value, length_label(value)) for value in lengths]
         self.fields["start_time"].widget.attrs["step"] = room.slot_minutes * 60
+
+    def clean_date(self):
+        # Checked before `clean` adds the length, so a date near datetime's limits gives
+        # this message instead of an OverflowError.
+        day = self.cleaned_data["date"]
+        today = availability.local_today()
+        if day < today:
+            raise forms.ValidationError(
+                _("%(date)s has passed. Choose today or a later day."),
+                code="past",
+                params={"date": formats.date_format(day, "DATE_FORMAT")},
+            )
+        last_day = availability.last_bookable_day()
+        if day > last_day:
+            raise forms.ValidationError(
+                _(
+                    "%(date)s is too far ahead. Rooms can be booked up to %(days)s days ahead, "
+                    "until %(last_day)s."
+                ),
+                code="beyond_horizon",
+                params={
+                    "date": formats.date_format(day, "DATE_FORMAT"),
+                    "days": settings.CPR_BOOKING_HORIZON_DAYS,
+                    "last_day": formats.date_format(last_day, "DATE_FORMAT"),
+                },
+            )
+        return day
 
     def clean(self):
         data = super().clean()

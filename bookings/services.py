@@ -32,7 +32,7 @@ from billing import selectors as billing_selectors
 from billing import services as billing_services
 from billing.money import format_usd
 from members import services as members_services
-from members.models import Member, Membership
+from members.models import Member, Membership, MembershipEvent
 
 from . import availability, emails
 from .models import NO_OVERLAP_CONSTRAINT, ZERO, Booking, CalendarFeed, Room
@@ -63,7 +63,11 @@ class OverageNotAllowedError(BookingError):
 
 
 def describe_span(start: datetime.datetime, end: datetime.datetime) -> str:
-    """Return "Jan. 5, 2026, 10 a.m. to 11 a.m." in the space's time zone and active language."""
+    """Return "Jan. 5, 2026, 10 a.m. to 11 a.m." in the space's time zone and active language.
+
+    The text can end in "a.m." or "p.m.", so messages put it inside a sentence, never
+    right before the full stop.
+    """
     local_start = start.astimezone(availability.local_zone())
     local_end = end.astimezone(availability.local_zone())
     return _("%(date)s, %(start)s to %(end)s") % {
@@ -76,8 +80,8 @@ def describe_span(start: datetime.datetime, end: datetime.datetime) -> str:
 def _conflict(room: Room, start: datetime.datetime, end: datetime.datetime):
     return BookingConflictError(
         _(
-            "%(room)s is already booked for part of %(span)s. Choose another time or another "
-            "room; the day view shows the free slots."
+            "%(room)s is already booked for part of %(span)s, so choose another time or another "
+            "room. The day view shows the free slots."
         )
         % {"room": room.name, "span": describe_span(start, end)}
     )
@@ -115,17 +119,36 @@ def booking_membership(member: Member) -> Membership:
             % {"date": formats.date_format(membership.grace_until, "DATE_FORMAT")}
         )
     if membership.state == State.SUSPENDED:
-        raise NotEligibleError(
-            _(
-                "Your membership is suspended because a payment is overdue, so you cannot book "
-                "meeting rooms. Pay the open invoice in the portal to reinstate it."
-            )
-        )
+        raise NotEligibleError(_suspension_message(membership))
     raise NotEligibleError(
         _(
             "Your membership starts once the first payment is received; you can book meeting "
             "rooms from then on."
         )
+    )
+
+
+def _suspension_message(membership: Membership) -> str:
+    """Return why a suspended member cannot book, naming overdue payment only when recorded.
+
+    Staff can suspend for any reason, and the reason they record is internal, so only a
+    suspension by the billing job for a payment overdue past its grace period gets the
+    payment advice.
+    """
+    cause = (
+        MembershipEvent.objects.filter(membership=membership, to_state=State.SUSPENDED)
+        .order_by("-created_at", "-pk")
+        .values_list("cause", flat=True)
+        .first()
+    )
+    if cause == billing_services.OVERDUE_SUSPENSION_CAUSE:
+        return _(
+            "Your membership is suspended because a payment is overdue, so you cannot book "
+            "meeting rooms. Pay the open invoice in the portal to reinstate it."
+        )
+    return _(
+        "Your membership is suspended, so you cannot book meeting rooms. Ask the staff at the "
+        "front desk what is needed to reinstate it."
     )
 
 
@@ -151,9 +174,7 @@ def check_times(
             % {"span": describe_span(start, end)}
         )
     day = availability.local_day(start)
-    last_day = members_services.local_today() + datetime.timedelta(
-        days=settings.CPR_BOOKING_HORIZON_DAYS
-    )
+    last_day = availability.last_bookable_day()
     if day > last_day:
         raise BookingError(
             _("Rooms can be booked up to %(days)s days ahead, until %(date)s.")
@@ -173,8 +194,8 @@ def check_times(
     if start < window.opens or end > window.closes:
         raise BookingError(
             _(
-                "%(span)s is outside the bookable hours of %(room)s on that day, "
-                "%(opens)s to %(closes)s."
+                "%(span)s is outside the bookable hours of %(room)s, which are %(opens)s to "
+                "%(closes)s on that day."
             )
             % {
                 "span": describe_span(start, end),
@@ -183,13 +204,14 @@ def check_times(
                 "closes": formats.time_format(timezone.localtime(window.closes), "TIME_FORMAT"),
             }
         )
-    minutes = availability.minutes_between(start, end)
-    offset = availability.minutes_between(window.opens, start)
-    if offset % room.slot_minutes or minutes % room.slot_minutes:
+    # Exact timedeltas, so a start a few seconds or microseconds off the grid is rejected
+    # instead of being rounded down to its whole minute.
+    slot = datetime.timedelta(minutes=room.slot_minutes)
+    if (start - window.opens) % slot or (end - start) % slot:
         raise BookingError(
             _(
-                "%(room)s is booked in %(slot)s-minute slots from %(opens)s; start and end the "
-                "booking on a slot."
+                "%(room)s is booked in %(slot)s-minute slots from %(opens)s, so start and end "
+                "the booking on a slot, in whole minutes without seconds."
             )
             % {
                 "room": room.name,
@@ -197,6 +219,7 @@ def check_times(
                 "opens": formats.time_format(timezone.localtime(window.opens), "TIME_FORMAT"),
             }
         )
+    minutes = (end - start) // datetime.timedelta(minutes=1)
     if minutes < room.min_minutes:
         raise BookingError(
             _("%(room)s is booked for at least %(min)s minutes; %(minutes)s is too short.")
@@ -443,7 +466,10 @@ def cancel_booking(
         )
         if not booking.is_confirmed:
             raise BookingError(
-                _("Booking %(id)s was already cancelled on %(date)s.")
+                _(
+                    "Booking %(id)s was already cancelled on %(date)s, so there is nothing to "
+                    "cancel."
+                )
                 % {
                     "id": booking.pk,
                     "date": formats.date_format(

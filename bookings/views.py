@@ -20,13 +20,15 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from billing.money import format_usd
 from members.portal import member_required
 
-from . import calendar, selectors, services
+from . import availability, calendar, selectors, services
 from .forms import BookingTimesForm, length_label
 from .models import Booking, CalendarFeed
 
 logger = logging.getLogger(__name__)
 
 WEEK = 7
+ONE_DAY = datetime.timedelta(days=1)
+ONE_WEEK = datetime.timedelta(days=WEEK)
 
 
 def _room_or_404(pk: int):
@@ -37,12 +39,18 @@ def _room_or_404(pk: int):
 
 
 def _requested_day(request, name: str) -> datetime.date:
-    """Return the date in the query string's `name`, or today when it is missing or invalid."""
-    raw = request.GET.get(name, "")
+    """Return the date in the query string's `name`, moved into the bookable days.
+
+    A missing or invalid date gives today. A date before today gives today and one after
+    the booking horizon gives the horizon's last day, so the views show only days that
+    can be booked and never step past datetime's limits.
+    """
+    today = availability.local_today()
     try:
-        return datetime.date.fromisoformat(raw)
+        day = datetime.date.fromisoformat(request.GET.get(name, ""))
     except ValueError:
-        return timezone.localdate()
+        return today
+    return min(max(day, today), availability.last_bookable_day())
 
 
 def _eligibility(member) -> str:
@@ -76,8 +84,8 @@ def room_day(request, member, pk):
         "member": member,
         "room": room,
         "grid": grid,
-        "previous": day - datetime.timedelta(days=1),
-        "next": day + datetime.timedelta(days=1),
+        "previous": day - ONE_DAY if day > availability.local_today() else None,
+        "next": day + ONE_DAY if day < availability.last_bookable_day() else None,
         "not_eligible": _eligibility(member),
     }
     return render(request, "bookings/room_day.html", context)
@@ -88,6 +96,7 @@ def room_day(request, member, pk):
 def room_week(request, member, pk):
     room = _room_or_404(pk)
     monday = selectors.week_start(_requested_day(request, "week"))
+    this_monday = selectors.week_start(availability.local_today())
     days = [monday + datetime.timedelta(days=offset) for offset in range(WEEK)]
     grid = selectors.room_days(room, days, member=member)
     context = {
@@ -95,8 +104,10 @@ def room_week(request, member, pk):
         "room": room,
         "days": grid,
         "rows": _week_rows(grid),
-        "previous": monday - datetime.timedelta(days=WEEK),
-        "next": monday + datetime.timedelta(days=WEEK),
+        "previous": monday - ONE_WEEK if monday > this_monday else None,
+        "next": monday + ONE_WEEK
+        if monday + ONE_WEEK <= availability.last_bookable_day()
+        else None,
         "not_eligible": _eligibility(member),
     }
     return render(request, "bookings/room_week.html", context)
@@ -175,7 +186,7 @@ def _render_form(request, member, room, form):
 
 
 def _booked_message(booking: Booking) -> str:
-    message = _("%(room)s is booked for %(span)s.") % {
+    message = _("Your booking of %(room)s for %(span)s is confirmed.") % {
         "room": booking.room.name,
         "span": services.describe_span(booking.start, booking.end),
     }

@@ -129,6 +129,25 @@ def test_staff_booking_follows_rules(staff_client, member, room):
     assert not Booking.objects.exists()
 
 
+def test_staff_booking_beyond_horizon_rejected(staff_client, member, room, settings):
+    settings.CPR_BOOKING_HORIZON_DAYS = 90
+
+    response = staff_client.post(
+        reverse("admin:bookings_booking_book"),
+        {
+            "member": member.pk,
+            "room_choice": room.pk,
+            "date": "9999-12-31",
+            "start_time": "23:30",
+            "minutes": "120",
+        },
+    )
+
+    assert response.status_code == 200
+    assert b"Rooms can be booked up to 90 days ahead" in response.content
+    assert not Booking.objects.exists()
+
+
 def test_cancel_action_asks_reason(staff_client, staff_user, member, room):
     booking = services.book_room(
         member=member, room=room, start=at(TUESDAY, 10), end=at(TUESDAY, 12)

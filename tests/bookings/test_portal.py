@@ -10,6 +10,7 @@ from django.urls import reverse
 from icalendar import Calendar
 
 from billing import selectors as billing_selectors
+from billing.services import suspend_overdue_memberships
 from bookings import services
 from bookings.models import Booking, CalendarFeed
 from members.models import Membership
@@ -243,6 +244,9 @@ def test_taken_slot_on_confirm_keeps_input(member_client, other_member, room):
 
     assert response.status_code == 200
     assert b"already booked" in response.content
+    assert b"<h2>Not booked</h2>" in response.content
+    assert b"Your form was not sent." not in response.content
+    assert b"a.m.." not in response.content
     assert response.context["form"]["start_time"].value() == "10:00"
     assert Booking.objects.count() == 1
 
@@ -257,7 +261,10 @@ def test_rule_error_shown_on_form(member_client, room):
 
 
 def test_suspended_member_sees_reason(client, member, room):
-    member.memberships.update(state=Membership.State.SUSPENDED)
+    member.memberships.update(
+        state=Membership.State.PAST_DUE, grace_until=START - datetime.timedelta(days=1)
+    )
+    suspend_overdue_memberships()
     client.force_login(member.user)
 
     page = client.get(reverse("bookings:rooms"))
@@ -268,6 +275,104 @@ def test_suspended_member_sees_reason(client, member, room):
     assert b"suspended because a payment is overdue" in page.content
     assert b"suspended because a payment is overdue" in response.content
     assert not Booking.objects.exists()
+
+
+@pytest.mark.parametrize("time", ["12:00:30", "12:00:00.5", "12:00:00"])
+def test_start_time_with_seconds_rejected(member_client, room, time):
+    url = reverse("bookings:book", args=[room.pk])
+
+    preview = member_client.post(url, form_data(TUESDAY, time, 60))
+    confirm = member_client.post(url, form_data(TUESDAY, time, 60, confirm="1"))
+
+    for response in (preview, confirm):
+        assert response.status_code == 200
+        assert "quote" not in response.context
+        errors = response.context["form"].errors["start_time"]
+        assert errors == ["Enter the start time as hours and minutes, such as 10:30."]
+    assert not Booking.objects.exists()
+
+
+def test_form_offers_hours_and_minutes(member_client, room):
+    response = member_client.get(reverse("bookings:book", args=[room.pk]))
+
+    assert 'step="1800"' in response.content.decode()
+    assert response.context["form"].fields["start_time"].input_formats == ["%H:%M"]
+
+
+@pytest.mark.parametrize(
+    ("day", "message"),
+    [
+        ("9999-12-31", "is too far ahead. Rooms can be booked up to 90 days ahead, until"),
+        ("0001-01-01", "has passed. Choose today or a later day."),
+        (START - datetime.timedelta(days=1), "has passed. Choose today or a later day."),
+        (START + datetime.timedelta(days=91), "Rooms can be booked up to 90 days ahead"),
+    ],
+)
+def test_date_outside_horizon_rejected(member_client, room, settings, day, message):
+    settings.CPR_BOOKING_HORIZON_DAYS = 90
+    day = day if isinstance(day, str) else day.isoformat()
+    url = reverse("bookings:book", args=[room.pk])
+
+    response = member_client.post(url, {**form_data(TUESDAY, "23:30", 120), "date": day})
+
+    assert response.status_code == 200
+    [error] = response.context["form"].errors["date"]
+    assert message in error
+    assert not Booking.objects.exists()
+
+
+def test_last_bookable_day_accepted(member_client, room, settings):
+    settings.CPR_BOOKING_HORIZON_DAYS = 90
+    last_day = START + datetime.timedelta(days=90)
+
+    response = member_client.post(
+        reverse("bookings:book", args=[room.pk]), form_data(last_day, "10:00", 60)
+    )
+
+    assert response.status_code == 200
+    assert response.context["quote"].start == at(last_day, 10)
+
+
+def test_views_clamp_dates_to_horizon(member_client, room, settings):
+    settings.CPR_BOOKING_HORIZON_DAYS = 90
+    last_day = START + datetime.timedelta(days=90)
+    day = reverse("bookings:room_day", args=[room.pk])
+    week = reverse("bookings:room_week", args=[room.pk])
+
+    latest_day = member_client.get(day + "?date=9999-12-31")
+    earliest_day = member_client.get(day + "?date=0001-01-01")
+    latest_week = member_client.get(week + "?week=9999-12-31")
+    earliest_week = member_client.get(week + "?week=0001-01-01")
+
+    for response in (latest_day, earliest_day, latest_week, earliest_week):
+        assert response.status_code == 200
+    assert latest_day.context["grid"].day == last_day
+    assert latest_day.context["next"] is None
+    assert latest_day.context["previous"] == last_day - datetime.timedelta(days=1)
+    assert earliest_day.context["grid"].day == START
+    assert earliest_day.context["previous"] is None
+    assert b'rel="prev"' not in earliest_day.content
+    assert latest_week.context["days"][0].day == last_day - datetime.timedelta(
+        days=last_day.weekday()
+    )
+    assert latest_week.context["next"] is None
+    assert b'rel="next"' not in latest_week.content
+    assert earliest_week.context["days"][0].day == START  # a Monday
+    assert earliest_week.context["previous"] is None
+
+
+def test_booked_message_has_one_full_stop(member_client, room):
+    response = member_client.post(
+        reverse("bookings:book", args=[room.pk]),
+        form_data(TUESDAY, "10:00", 60, confirm="1"),
+        follow=True,
+    )
+
+    content = response.content.decode()
+    assert "Your booking of Sala Morro for March 3, 2026, 10 a.m. to 11 a.m. is confirmed." in (
+        content
+    )
+    assert "a.m.." not in content
 
 
 # --- My bookings and cancelling -------------------------------------------------------
@@ -302,6 +407,8 @@ def test_late_cancel_page_warns(member_client, member, room, time_machine):
     member_client.post(reverse("bookings:cancel", args=[booking.pk]))
 
     assert b"still charged" in confirm.content
+    assert b"deadline passed on March 2, 2026, 10 a.m., so" in confirm.content
+    assert b"a.m.." not in confirm.content
     booking.refresh_from_db()
     assert booking.charge_kept is True
 

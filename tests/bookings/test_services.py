@@ -7,9 +7,10 @@ import pytest
 
 from billing import selectors as billing_selectors
 from billing.models import CreditEntry, Invoice, InvoiceItem
-from billing.services import BillingError, record_manual_payment
+from billing.services import BillingError, record_manual_payment, suspend_overdue_memberships
 from bookings import services
 from bookings.models import Booking
+from members import services as members_services
 from members.models import Membership
 from outbox.models import OutboxEmail
 from tests.factories import PlanFactory
@@ -119,6 +120,30 @@ def test_times_outside_rules_rejected(member, room, start, end, message):
     assert balance(member) == Decimal("150.00")
 
 
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (at(TUESDAY, 12) + datetime.timedelta(seconds=30), at(TUESDAY, 13, 0)),
+        (
+            at(TUESDAY, 12) + datetime.timedelta(seconds=30),
+            at(TUESDAY, 13) + datetime.timedelta(seconds=30),
+        ),
+        (
+            at(TUESDAY, 12) + datetime.timedelta(microseconds=500_000),
+            at(TUESDAY, 13) + datetime.timedelta(microseconds=500_000),
+        ),
+        (at(TUESDAY, 12), at(TUESDAY, 13) + datetime.timedelta(seconds=1)),
+    ],
+)
+def test_times_off_grid_by_seconds_rejected(member, room, start, end):
+    with pytest.raises(services.BookingError, match="30-minute slots"):
+        book(member, room, start, end)
+    with pytest.raises(services.BookingError, match="30-minute slots"):
+        services.quote_booking(member=member, room=room, start=start, end=end)
+
+    assert not Booking.objects.exists()
+
+
 def test_shorter_than_minimum_rejected(member):
     room = RoomFactory(min_minutes=60)
 
@@ -176,13 +201,41 @@ def test_slots_follow_offset_changes(member, settings, time_machine):
 # --- Who can book -------------------------------------------------------------------------
 
 
-def test_suspended_member_told_why(member, room):
-    member.memberships.update(state=Membership.State.SUSPENDED)
+def test_suspended_for_overdue_told_to_pay(member, room):
+    member.memberships.update(
+        state=Membership.State.PAST_DUE, grace_until=START - datetime.timedelta(days=1)
+    )
+    [suspended] = suspend_overdue_memberships()
+    assert suspended.member == member
 
-    with pytest.raises(services.NotEligibleError, match="suspended because a payment is overdue"):
+    with pytest.raises(services.NotEligibleError) as error:
         book(member, room, at(TUESDAY, 10), at(TUESDAY, 11))
 
+    assert "suspended because a payment is overdue" in str(error.value)
+    assert "Pay the open invoice" in str(error.value)
     assert not Booking.objects.exists()
+
+
+def test_staff_suspension_gives_no_reason(member, room, staff_user):
+    membership = member.memberships.get()
+    membership = members_services.mark_membership_past_due(membership=membership, actor=staff_user)
+    members_services.suspend_membership(membership=membership, actor=staff_user, reason="Noise")
+
+    with pytest.raises(services.NotEligibleError) as error:
+        book(member, room, at(TUESDAY, 10), at(TUESDAY, 11))
+
+    message = str(error.value)
+    assert "Your membership is suspended, so you cannot book" in message
+    assert "overdue" not in message
+    assert "Noise" not in message  # the staff's reason stays internal
+    assert not Booking.objects.exists()
+
+
+def test_suspension_without_event_neutral(member, room):
+    member.memberships.update(state=Membership.State.SUSPENDED)
+
+    with pytest.raises(services.NotEligibleError, match="suspended, so you cannot book"):
+        book(member, room, at(TUESDAY, 10), at(TUESDAY, 11))
 
 
 def test_past_due_within_grace_can_book(member, room):
@@ -384,6 +437,25 @@ def test_cancel_twice_rejected(member, room):
         services.cancel_booking(booking=booking, actor=None)
 
     assert CreditEntry.objects.filter(kind=Kind.REFUND).count() == 1
+
+
+def test_messages_after_times_have_one_full_stop(member, other_member, room):
+    book(other_member, room, at(TUESDAY, 10), at(TUESDAY, 11))
+    booking = book(member, room, at(TUESDAY, 14), at(TUESDAY, 15))
+    services.cancel_booking(booking=booking, actor=None)
+
+    with pytest.raises(services.BookingConflictError) as conflict:
+        book(member, room, at(TUESDAY, 10), at(TUESDAY, 11))
+    with pytest.raises(services.BookingError) as outside:
+        book(member, room, at(TUESDAY, 17), at(TUESDAY, 19))
+    with pytest.raises(services.BookingError) as cancelled:
+        services.cancel_booking(booking=booking, actor=None)
+
+    assert "10 a.m. to 11 a.m., so choose" in str(conflict.value)
+    assert "8 a.m. to 6 p.m. on that day." in str(outside.value)
+    assert "9 a.m., so there is nothing to cancel." in str(cancelled.value)
+    for error in (conflict, outside, cancelled):
+        assert ".." not in str(error.value)
 
 
 def test_started_booking_not_cancelled(member, room, time_machine):
