@@ -296,13 +296,23 @@ def is_temporary_error(error: Exception) -> bool:
 
 
 def describe_error(error: Exception) -> str:
-    """Return the error's type and message, with SMTP reply bytes decoded."""
+    """Return the error's type and message, with SMTP reply bytes decoded.
+
+    A refusal of recipients lists each address with its reply code and text.
+    """
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        refusals = "; ".join(
+            f"{address}: {code} {_reply_text(reply)}"
+            for address, (code, reply) in error.recipients.items()
+        )
+        return f"{type(error).__name__}: {refusals}"
     if isinstance(error, smtplib.SMTPResponseException):
-        reply = error.smtp_error
-        if isinstance(reply, bytes):
-            reply = reply.decode("utf-8", "replace")
-        return f"{type(error).__name__}: {error.smtp_code} {reply}"
+        return f"{type(error).__name__}: {error.smtp_code} {_reply_text(error.smtp_error)}"
     return f"{type(error).__name__}: {error}"
+
+
+def _reply_text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
 
 
 def retry_delay(attempts: int) -> int:

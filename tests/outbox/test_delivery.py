@@ -327,6 +327,31 @@ def test_error_classification(error, temporary):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_refused_recipient_error_readable(smtp_server):
+    smtp_server.rejected_recipients = {"gone@example.com": "550 5.1.1 No such user"}
+
+    email = queue_test_email(recipient="gone@example.com")
+
+    row = OutboxEmail.objects.get(pk=email.pk)
+    assert row.status == Status.FAILED
+    assert row.last_error == "SMTPRecipientsRefused: gone@example.com: 550 5.1.1 No such user"
+    assert smtp_server.received() == []
+
+
+def test_error_text_decodes_replies():
+    refused = smtplib.SMTPRecipientsRefused(
+        {"a@example.com": (550, b"No such user"), "b@example.com": (452, "Mailbox full")}
+    )
+
+    assert services.describe_error(refused) == (
+        "SMTPRecipientsRefused: a@example.com: 550 No such user; b@example.com: 452 Mailbox full"
+    )
+    assert services.describe_error(smtplib.SMTPDataError(554, b"Rejed\xc3\xa9")) == (
+        "SMTPDataError: 554 Rejedé"
+    )
+
+
+@pytest.mark.django_db(transaction=True)
 def test_logs_ids_not_bodies(smtp_server, caplog):
     caplog.set_level(logging.INFO, logger="outbox")
     smtp_server.replies = ["451 4.3.0 Try again later"]
