@@ -444,12 +444,24 @@ def sweep_outbox(*, now: datetime.datetime | None = None, limit: int = 500) -> l
     return requeued
 
 
-def resend_email(*, email: OutboxEmail, actor: AbstractBaseUser | None) -> OutboxEmail:
+def resend_email(
+    *, email: OutboxEmail, actor: AbstractBaseUser | None, recipient: str | None = None
+) -> OutboxEmail:
     """Queue a failed email again, with a fresh count of attempts, and send it after commit.
 
-    Only failed emails can be sent again: a sent one stays sent, and a queued one is on
-    its way. Raises OutboxError naming the row's status otherwise.
+    `recipient`, when given, replaces the row's address, for example after staff corrected
+    a member's address that the relay refused. The row keeps its Message-ID. Only failed
+    emails can be sent again: a sent one stays as it was sent, and a queued one is on its
+    way. Raises OutboxError naming the row's status, or the address when it is invalid.
     """
+    new_recipient = None
+    if recipient is not None:
+        new_recipient = recipient.strip()
+        if _address_error(new_recipient):
+            raise OutboxError(
+                _("“%(address)s” is not a valid email address. Enter the address to send to.")
+                % {"address": new_recipient}
+            )
     now = timezone.now()
     with transaction.atomic():
         locked = OutboxEmail.objects.select_for_update().get(pk=email.pk)
@@ -458,16 +470,22 @@ def resend_email(*, email: OutboxEmail, actor: AbstractBaseUser | None) -> Outbo
                 _("Email %(id)s is %(status)s; only failed emails can be sent again.")
                 % {"id": locked.pk, "status": locked.get_status_display().lower()}
             )
+        changed_recipient = new_recipient is not None and new_recipient != locked.recipient
+        if changed_recipient:
+            locked.recipient = new_recipient
         locked.status = Status.QUEUED
         locked.attempts = 0
         locked.next_attempt_at = now
-        locked.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
+        locked.save(
+            update_fields=["recipient", "status", "attempts", "next_attempt_at", "updated_at"]
+        )
         _send_after_commit(locked.pk)
     logger.info(
-        "Email %s (%s) queued again by user %s; last error was: %s",
+        "Email %s (%s) queued again by user %s%s; last error was: %s",
         locked.pk,
         locked.template,
         getattr(actor, "pk", None),
+        " to a new recipient" if changed_recipient else "",
         locked.last_error,
     )
     return locked
