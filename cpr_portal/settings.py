@@ -243,7 +243,10 @@ SMTP_OPTIONS = {
     "password": EMAIL_CONFIG.get("EMAIL_HOST_PASSWORD"),
     "use_tls": EMAIL_CONFIG.get("EMAIL_USE_TLS"),
     "use_ssl": EMAIL_CONFIG.get("EMAIL_USE_SSL"),
-    "timeout": env.int("EMAIL_TIMEOUT", default=30),
+    # Only the Celery worker sends email, so a slow relay never holds a web request; the
+    # timeout stays well below GUNICORN_TIMEOUT all the same, for `sendtestemail` and
+    # tasks that run inline.
+    "timeout": env.int("EMAIL_TIMEOUT", default=10),
 }
 MAILERS = {
     "default": {

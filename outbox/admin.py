@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy
 from members.admin.base import ActionsOnlyAdminMixin, admin_change_url
 
 from . import services
+from .catalog import ACCOUNT_TEMPLATE
 from .errors import OutboxError
 from .models import OutboxEmail
 
@@ -61,7 +62,7 @@ class OutboxEmailAdmin(ActionsOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("recipient",)
     date_hierarchy = "created_at"
     fieldsets = (
-        (None, {"fields": ("recipient", "template", "language", "status")}),
+        (None, {"fields": ("recipient", "template", "language", "status", "expires_at")}),
         (
             gettext_lazy("Delivery"),
             {
@@ -94,7 +95,20 @@ class OutboxEmailAdmin(ActionsOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("message as sent"))
     def preview(self, email):
-        """Render the subject and the plain-text body, in the email's language."""
+        """Render the subject and the plain-text body, in the email's language.
+
+        Account emails show their subject only: their bodies contain sign-in codes and
+        links, which staff must not be able to use.
+        """
+        if email.template == ACCOUNT_TEMPLATE:
+            return format_html(
+                "<p><strong>{}</strong></p><p>{}</p>",
+                email.subject,
+                _(
+                    "The body is not shown, because it contains a sign-in code or link. It is "
+                    "deleted once the email is sent, failed or expired."
+                ),
+            )
         try:
             message = services.build_message(email)
         except Exception as error:
@@ -207,6 +221,7 @@ class OutboxEmailAdmin(ActionsOnlyAdminMixin, admin.ModelAdmin):
         if (
             obj is not None
             and obj.status == OutboxEmail.Status.FAILED
+            and obj.template != ACCOUNT_TEMPLATE
             and self.has_change_permission(request)
         ):
             info = self.opts.app_label, self.opts.model_name

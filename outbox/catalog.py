@@ -123,7 +123,16 @@ TEMPLATES = {
     )
 }
 
-TEMPLATE_CHOICES = [(spec.name, spec.label) for spec in TEMPLATES.values()]
+# Emails that arrive rendered, from django-allauth (sign-in codes, address confirmations,
+# password resets and its notices). Their rows store the subject and bodies instead of a
+# context, and the bodies are deleted once the row is sent, failed or expired, because
+# they can contain a sign-in code or a confirmation link.
+ACCOUNT_TEMPLATE = "account"
+
+TEMPLATE_CHOICES = [
+    *((spec.name, spec.label) for spec in TEMPLATES.values()),
+    (ACCOUNT_TEMPLATE, _("Sign-in or account email")),
+]
 
 
 @dataclass(frozen=True)
