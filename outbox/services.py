@@ -10,9 +10,11 @@ lease: if the worker dies during the send, `sweep_outbox` puts the row back in t
 once the lease expires. The sweep also queues rows whose task was lost (the broker
 restarted) and retries whose wait was too long for a broker countdown.
 
-An SMTP server may accept a message and then lose the connection before the worker
-records it as sent. The sweep then sends it again, under the same Message-ID, so mail
-clients that drop duplicates by Message-ID show it once.
+Each row is sent until the relay accepts it once, with one exception. When the relay
+accepts the message but the worker never learns it (the reply is lost or comes after
+EMAIL_TIMEOUT, or the worker dies before it records the row as sent), the row is sent
+again. Every attempt carries the row's Message-ID, so mail clients that drop duplicates
+by Message-ID show one copy.
 """
 
 import datetime
