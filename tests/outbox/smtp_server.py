@@ -43,6 +43,9 @@ class SmtpServer:
         # Recipient address -> the reply to its RCPT command, for addresses to reject.
         self.rejected_recipients: dict[str, str] = {}
         self.hold_data = False
+        # Seconds to wait after storing a message before replying, as a relay whose
+        # reply comes too late: the message counts as accepted even if the client left.
+        self.reply_delay = 0.0
         self.data_started = threading.Event()
         self.dropped = 0
         self._lock = threading.Lock()
@@ -78,6 +81,8 @@ class SmtpServer:
                     message=parsed,
                 )
             )
+        if self.reply_delay:
+            await asyncio.sleep(self.reply_delay)
         return "250 2.0.0 Message accepted"
 
     # --- control ----------------------------------------------------------------------

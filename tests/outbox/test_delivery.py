@@ -327,6 +327,25 @@ def test_error_classification(error, temporary):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_late_reply_sends_same_message_again(smtp_server, settings):
+    # The one case of a second copy: the relay stored the message, but its reply came
+    # after the timeout, so the worker counts the attempt as failed and retries.
+    settings.MAILERS = smtp_server.mailer_settings(timeout=1)
+    smtp_server.reply_delay = 2
+
+    email = queue_test_email()
+
+    assert OutboxEmail.objects.get(pk=email.pk).status == Status.QUEUED
+    smtp_server.reply_delay = 0
+    OutboxEmail.objects.filter(pk=email.pk).update(next_attempt_at=timezone.now())
+    assert services.deliver_email(email_id=email.pk).status == Status.SENT
+    received = smtp_server.received()
+    assert len(received) == 2
+    assert received[0].message["Message-ID"] == email.message_id
+    assert received[1].message["Message-ID"] == email.message_id
+
+
+@pytest.mark.django_db(transaction=True)
 def test_refused_recipient_error_readable(smtp_server):
     smtp_server.rejected_recipients = {"gone@example.com": "550 5.1.1 No such user"}
 
