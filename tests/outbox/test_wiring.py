@@ -151,7 +151,17 @@ def test_failed_payment_email_once(active_membership, clock, settings):  # noqa:
     grace = clock.today + datetime.timedelta(days=settings.CPR_GRACE_PERIOD_DAYS)
     assert failed.context["grace_until"] == grace.isoformat()
     assert failed.context["amount"] == "250.00"
+    assert failed.context["pay_url"] == event.hosted_url
     assert OutboxEmail.objects.count() == 1
+
+
+def test_failed_payment_unsafe_link_dropped(active_membership, clock):  # noqa: F811
+    event = payment_failed(active_membership, number=2, hosted_url="javascript:alert(1)")
+
+    billing_services.apply_gateway_event(event=event, gateway="stub")
+
+    [failed] = rows("payment_failed")
+    assert failed.context["pay_url"] == ""
 
 
 def test_suspension_and_reinstatement(active_membership, clock, settings):  # noqa: F811
