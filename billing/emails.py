@@ -32,7 +32,7 @@ def queue_payment_received(*, payment: Payment, invoice: Invoice, membership: Me
             "method": str(Payment.Method(payment.method).label),
             "received_on": timezone.localdate(payment.received_at),
             "period_start": invoice.period_start,
-            "period_end": invoice.period_end,
+            "period_last_day": invoice.period_last_day,
         },
         dedupe_key=f"payment_received:payment:{payment.pk}",
     )
@@ -58,7 +58,7 @@ def queue_payment_failed(
             "plan_name": membership.plan.name,
             "amount": invoice.amount,
             "period_start": invoice.period_start,
-            "period_end": invoice.period_end,
+            "period_last_day": invoice.period_last_day,
             "grace_until": grace_until,
             "pay_url": safe_link(invoice.hosted_url),
         },

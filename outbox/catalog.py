@@ -78,14 +78,14 @@ TEMPLATES = {
             "payment_received",
             _("Payment received"),
             required=("first_name", "payment_id", "amount", "method", "received_on"),
-            dates=("received_on", "period_start", "period_end"),
+            dates=("received_on", "period_start", "period_last_day"),
             money=("amount",),
         ),
         EmailTemplate(
             "payment_failed",
             _("Payment failed"),
             required=("first_name", "plan_name", "amount", "grace_until"),
-            dates=("grace_until", "period_start", "period_end"),
+            dates=("grace_until", "period_start", "period_last_day"),
             money=("amount",),
         ),
         EmailTemplate(

@@ -55,7 +55,7 @@ CONTEXTS = {
         "method": "ATH Móvil",
         "received_on": datetime.date(2025, 2, 3),
         "period_start": datetime.date(2025, 2, 3),
-        "period_end": datetime.date(2025, 3, 2),
+        "period_last_day": datetime.date(2025, 3, 2),
     },
     "payment_failed": {
         "invoice_id": 12,
@@ -64,7 +64,7 @@ CONTEXTS = {
         "plan_name": "Hot Desk",
         "amount": Decimal("250.00"),
         "period_start": datetime.date(2025, 3, 3),
-        "period_end": datetime.date(2025, 4, 2),
+        "period_last_day": datetime.date(2025, 4, 2),
         "grace_until": datetime.date(2025, 3, 10),
         "pay_url": "https://invoice.stripe.example/i/acct_1/test_42",
     },
