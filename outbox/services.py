@@ -469,7 +469,7 @@ def _record_failure(
 
 
 def _expired_error() -> str:
-    return _("Not sent: it expired before it could be sent, so its code or link no longer works.")
+    return _("Expired before it could be sent: the code or link in it no longer works.")
 
 
 def _record_expired(*, email: OutboxEmail, token: uuid.UUID) -> Delivery:
