@@ -11,7 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONPATH=/app \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_ROOT_USER_ACTION=ignore
+    PIP_ROOT_USER_ACTION=ignore \
+    GUNICORN_CONTROL_SOCKET=/app/var/gunicorn.ctl
 
 # pg_dump and pg_restore for the backup commands. Debian trixie packages PostgreSQL 17,
 # the major version of the db service, and pg_dump must not be older than the server.
@@ -52,5 +53,5 @@ USER app
 EXPOSE 8000
 
 # cpr_portal/gunicorn_conf.py binds 0.0.0.0:8000 and reads GUNICORN_WORKERS,
-# GUNICORN_THREADS and GUNICORN_TIMEOUT from the environment.
+# GUNICORN_THREADS, GUNICORN_TIMEOUT and GUNICORN_CONTROL_SOCKET from the environment.
 CMD ["gunicorn", "--config", "python:cpr_portal.gunicorn_conf", "cpr_portal.wsgi"]

@@ -12,6 +12,7 @@ from members.models import Membership
 from outbox.services import queue_email
 
 from .models import Invoice, Payment
+from .selectors import safe_link
 
 
 def queue_payment_received(*, payment: Payment, invoice: Invoice, membership: Membership) -> None:
@@ -31,7 +32,7 @@ def queue_payment_received(*, payment: Payment, invoice: Invoice, membership: Me
             "method": str(Payment.Method(payment.method).label),
             "received_on": timezone.localdate(payment.received_at),
             "period_start": invoice.period_start,
-            "period_end": invoice.period_end,
+            "period_last_day": invoice.period_last_day,
         },
         dedupe_key=f"payment_received:payment:{payment.pk}",
     )
@@ -40,7 +41,12 @@ def queue_payment_received(*, payment: Payment, invoice: Invoice, membership: Me
 def queue_payment_failed(
     *, membership: Membership, invoice: Invoice, grace_until: datetime.date
 ) -> None:
-    """Tell the member a payment failed, until when access continues, and where to pay."""
+    """Tell the member a payment failed, until when access continues, and where to pay.
+
+    The email links the invoice's page at the gateway (Stripe's hosted invoice, or the
+    fake gateway's pay page), where the member pays without signing in, and the portal
+    when the invoice has no such page.
+    """
     member = membership.member
     queue_email(
         recipient=member.email,
@@ -52,8 +58,9 @@ def queue_payment_failed(
             "plan_name": membership.plan.name,
             "amount": invoice.amount,
             "period_start": invoice.period_start,
-            "period_end": invoice.period_end,
+            "period_last_day": invoice.period_last_day,
             "grace_until": grace_until,
+            "pay_url": safe_link(invoice.hosted_url),
         },
         dedupe_key=f"payment_failed:invoice:{invoice.pk}",
     )

@@ -4,6 +4,7 @@ State changes happen only in `billing.services`. Money is `Decimal` US dollars w
 places.
 """
 
+import datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -162,6 +163,11 @@ class Invoice(models.Model):
 
     def __str__(self):
         return f"Invoice {self.pk} · {self.membership_id} · {self.period_start}"
+
+    @property
+    def period_last_day(self) -> datetime.date:
+        """The last day the invoice covers: `period_end` is the next period's first day."""
+        return self.period_end - datetime.timedelta(days=1)
 
 
 class InvoiceItem(models.Model):

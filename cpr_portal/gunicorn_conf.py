@@ -34,6 +34,12 @@ timeout = positive_int_from_env("GUNICORN_TIMEOUT", 30)
 worker_tmp_dir = "/dev/shm"  # noqa: S108 - memory-backed, not a shared temporary folder
 accesslog = "-"
 errorlog = "-"
-# Socket of `gunicornc` (gunicorn 25.1 and newer). The default, $HOME/.gunicorn, is not
-# writable for the image's user; /app/var is.
-control_socket = "/app/var/gunicorn.ctl"
+# Socket of `gunicornc` (gunicorn 25.1 and newer), created only where
+# GUNICORN_CONTROL_SOCKET names a path. The image sets it to /app/var/gunicorn.ctl, which
+# its user may write. Elsewhere no socket is created, instead of gunicorn's default in
+# $XDG_RUNTIME_DIR or $HOME/.gunicorn.
+control_socket_path = os.environ.get("GUNICORN_CONTROL_SOCKET", "").strip()
+if control_socket_path:
+    control_socket = control_socket_path
+else:
+    control_socket_disable = True

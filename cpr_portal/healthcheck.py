@@ -1,8 +1,11 @@
 """Container health probe: request /healthz/ from gunicorn and exit 0 only on HTTP 200.
 
-docker-compose.yml runs `python -m cpr_portal.healthcheck` inside the web container, so
-the probe needs nothing beyond the standard library. It sends the first host name of
-DJANGO_ALLOWED_HOSTS as the Host header, because Django returns 400 for any other host.
+docker-compose.yml runs `python -m cpr_portal.healthcheck` inside the web container. The
+probe itself uses only the standard library, but importing it runs
+cpr_portal/__init__.py first, which creates the Celery app: that imports celery and
+django.conf, though it neither sets up Django nor connects to anything. The probe sends
+the first host name of DJANGO_ALLOWED_HOSTS as the Host header, because Django returns
+400 for any other host.
 """
 
 import os

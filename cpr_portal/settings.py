@@ -247,7 +247,10 @@ SMTP_OPTIONS = {
     "password": EMAIL_CONFIG.get("EMAIL_HOST_PASSWORD"),
     "use_tls": EMAIL_CONFIG.get("EMAIL_USE_TLS"),
     "use_ssl": EMAIL_CONFIG.get("EMAIL_USE_SSL"),
-    "timeout": env.int("EMAIL_TIMEOUT", default=30),
+    # In production the Celery worker sends every email, so a slow relay delays no web
+    # request. The timeout stays well below GUNICORN_TIMEOUT all the same, for
+    # `sendtestemail` and for development, where tasks run inline.
+    "timeout": env.int("EMAIL_TIMEOUT", default=10),
 }
 MAILERS = {
     "default": {

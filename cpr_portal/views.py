@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from kombu.exceptions import OperationalError as BrokerError
 
 from .celery import app as celery_app
@@ -53,10 +53,11 @@ def check_broker() -> str:
 
 
 @never_cache
-@require_GET
+@require_safe
 def healthz(request):
     """Report whether this process reaches its database and Celery broker.
 
+    Answers GET and HEAD, since proxies and uptime monitors probe with either.
     Returns 200 when both work (or the broker is not used, in eager mode) and 503 when
     either fails, so a proxy or container runtime can act on the status code. The body
     names each check and its result only: the endpoint is public, so it shows no host,

@@ -6,20 +6,28 @@ A verified email that matches no member leads to the application form, where sub
 creates the login. An unverified email is turned away before anything is stored.
 """
 
+import datetime
 import logging
 
+from allauth.account import app_settings as account_settings
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.models import EmailAddress
 from allauth.account.utils import filter_users_by_email
+from allauth.core import context as allauth_context
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.providers.base import AuthProcess
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.sites.shortcuts import get_current_site
 from django.db.models import Q
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+
+from outbox.services import queue_account_email
 
 from . import services
 from .models import Member, MembershipApplication
@@ -27,7 +35,64 @@ from .models import Member, MembershipApplication
 logger = logging.getLogger(__name__)
 
 
+def account_email_lifetime(template_prefix: str) -> datetime.timedelta | None:
+    """Return how long the code or link in an allauth email works, or None if it has none.
+
+    The durations are the allauth (and Django) settings that make the code or link stop
+    working, so an email that could not be sent in time is not sent at all.
+    """
+    name = template_prefix.rpartition("/")[2]
+    if name == "login_code":
+        seconds = account_settings.LOGIN_BY_CODE_TIMEOUT
+    elif name in ("email_confirmation", "email_confirmation_signup"):
+        if account_settings.EMAIL_VERIFICATION_BY_CODE_ENABLED:
+            seconds = account_settings.EMAIL_VERIFICATION_BY_CODE_TIMEOUT
+        else:
+            seconds = account_settings.EMAIL_CONFIRMATION_EXPIRE_DAYS * 24 * 60 * 60
+    elif name == "password_reset_code":
+        seconds = account_settings.PASSWORD_RESET_BY_CODE_TIMEOUT
+    elif name == "password_reset_key":
+        # allauth's reset links are Django password reset tokens.
+        seconds = settings.PASSWORD_RESET_TIMEOUT
+    else:
+        return None
+    return datetime.timedelta(seconds=seconds)
+
+
 class AccountAdapter(DefaultAccountAdapter):
+    def send_mail(self, template_prefix, email, context):
+        """Queue allauth's email in the outbox instead of sending it during the request.
+
+        The message is rendered here, as allauth renders it, and a Celery worker sends it
+        once the request's transaction commits, so a slow or unreachable relay never holds
+        up or breaks the request. The outbox marks the email expired, unsent, once its
+        code or link has stopped working.
+        """
+        request = allauth_context.request
+        values = {
+            "request": request,
+            "email": email,
+            "current_site": get_current_site(request),
+            **context,
+        }
+        message = self.render_mail(template_prefix, email, values)
+        if message.content_subtype == "html":
+            text, html = "", message.body
+        else:
+            text = message.body
+            alternatives = getattr(message, "alternatives", [])
+            html = next((content for content, kind in alternatives if kind == "text/html"), "")
+        lifetime = account_email_lifetime(template_prefix)
+        queue_account_email(
+            recipient=email,
+            subject=message.subject,
+            text=text,
+            html=html,
+            source=template_prefix,
+            expires_at=timezone.now() + lifetime if lifetime is not None else None,
+            language=translation.get_language(),
+        )
+
     def is_open_for_signup(self, request):
         # Accounts are made for members (on approval) and for applicants who come
         # through Google; there is no open sign-up with a password.

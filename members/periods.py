@@ -29,6 +29,11 @@ class BillingPeriod:
     start: datetime.date
     end: datetime.date
 
+    @property
+    def last_day(self) -> datetime.date:
+        """The last day the period covers, which pages and emails show as its end."""
+        return self.end - datetime.timedelta(days=1)
+
 
 def billing_period(anchor: datetime.date, number: int) -> BillingPeriod:
     """Return period `number` (1 is the first) of a membership anchored on `anchor`."""

@@ -83,14 +83,14 @@ TEMPLATES = {
             "payment_received",
             _("Payment received"),
             required=("first_name", "payment_id", "amount", "method", "received_on"),
-            dates=("received_on", "period_start", "period_end"),
+            dates=("received_on", "period_start", "period_last_day"),
             money=("amount",),
         ),
         EmailTemplate(
             "payment_failed",
             _("Payment failed"),
             required=("first_name", "plan_name", "amount", "grace_until"),
-            dates=("grace_until", "period_start", "period_end"),
+            dates=("grace_until", "period_start", "period_last_day"),
             money=("amount",),
         ),
         EmailTemplate(
@@ -142,7 +142,16 @@ TEMPLATES = {
     )
 }
 
-TEMPLATE_CHOICES = [(spec.name, spec.label) for spec in TEMPLATES.values()]
+# Emails that arrive rendered, from django-allauth (sign-in codes, address confirmations,
+# password resets and its notices). Their rows store the subject and bodies instead of a
+# context, and the bodies are deleted once the row is sent, failed or expired, because
+# they can contain a sign-in code or a confirmation link.
+ACCOUNT_TEMPLATE = "account"
+
+TEMPLATE_CHOICES = [
+    *((spec.name, spec.label) for spec in TEMPLATES.values()),
+    (ACCOUNT_TEMPLATE, _("Sign-in or account email")),
+]
 
 
 @dataclass(frozen=True)

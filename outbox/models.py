@@ -1,7 +1,8 @@
 """The email outbox: one row per email, written in the transaction that caused it.
 
 Rows change only in `outbox.services`. A row moves queued → sending (claimed by one
-worker until `claimed_until`) → sent, or back to queued for a retry, or to failed.
+worker until `claimed_until`) → sent, or back to queued for a retry, or to failed. A row
+with `expires_at` becomes expired instead of being sent after that time.
 """
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -14,13 +15,18 @@ from .catalog import TEMPLATE_CHOICES
 
 
 class OutboxEmail(models.Model):
-    """An email to one recipient, rendered from a template when it is sent."""
+    """An email to one recipient, rendered from a template when it is sent.
+
+    Account emails (template ACCOUNT_TEMPLATE) come rendered, in `subject`, `body_text`
+    and `body_html`; the bodies are emptied once the row is sent, failed or expired.
+    """
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")
         SENDING = "sending", _("Sending")
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
+        EXPIRED = "expired", _("Expired")
 
     recipient = models.EmailField(_("recipient"), max_length=254)
     template = models.CharField(_("template"), max_length=60, choices=TEMPLATE_CHOICES)
@@ -38,6 +44,18 @@ class OutboxEmail(models.Model):
         blank=True,
         help_text=_("A worker that is sending the email holds it until this time."),
     )
+    expires_at = models.DateTimeField(
+        _("expires at"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "An email still unsent at this time is not sent, because the code or link in "
+            "it has expired."
+        ),
+    )
+    subject = models.CharField(_("subject"), max_length=998, blank=True)
+    body_text = models.TextField(_("plain-text body"), blank=True)
+    body_html = models.TextField(_("HTML body"), blank=True)
     claim_token = models.UUIDField(_("claim token"), null=True, blank=True, editable=False)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     message_id = models.CharField(_("Message-ID"), max_length=255, unique=True)

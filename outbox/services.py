@@ -2,15 +2,19 @@
 
 `queue_email` writes the row in the caller's transaction and queues the send task once
 that transaction commits. When the transaction rolls back, no row and no task remain.
+`queue_account_email` does the same for the emails django-allauth renders (sign-in
+codes, address confirmations), which expire and lose their bodies once done.
 The task calls `deliver_email`, which claims the row with a conditional UPDATE, so one
 worker at a time sends it, and a row that is sent is never claimed again. A claim is a
 lease: if the worker dies during the send, `sweep_outbox` puts the row back in the queue
 once the lease expires. The sweep also queues rows whose task was lost (the broker
 restarted) and retries whose wait was too long for a broker countdown.
 
-An SMTP server may accept a message and then lose the connection before the worker
-records it as sent. The sweep then sends it again, under the same Message-ID, so mail
-clients that drop duplicates by Message-ID show it once.
+Each row is sent until the relay accepts it once, with one exception. When the relay
+accepts the message but the worker never learns it (the reply is lost or comes after
+EMAIL_TIMEOUT, or the worker dies before it records the row as sent), the row is sent
+again. Every attempt carries the row's Message-ID, so mail clients that drop duplicates
+by Message-ID show one copy.
 """
 
 import datetime
@@ -33,7 +37,7 @@ from django.db.models import F, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from .catalog import TEMPLATES, render_email
+from .catalog import ACCOUNT_TEMPLATE, TEMPLATES, RenderedEmail, render_email
 from .errors import OutboxError
 from .models import OutboxEmail
 
@@ -43,6 +47,10 @@ Status = OutboxEmail.Status
 
 # Queued rows younger than this are left to the task queued when their row committed.
 SWEEP_GRACE = datetime.timedelta(minutes=2)
+# Field values that delete the stored bodies of an account email once it is sent, failed
+# or expired, so that no sign-in code or confirmation link stays in the database.
+# Template emails have empty bodies, so the update changes nothing for them.
+SCRUBBED_BODIES = {"body_text": "", "body_html": ""}
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,50 @@ def queue_email(
     return email
 
 
+def queue_account_email(
+    *,
+    recipient: str,
+    subject: str,
+    text: str,
+    html: str,
+    source: str,
+    expires_at: datetime.datetime | None,
+    language: str | None = None,
+) -> OutboxEmail:
+    """Store an email that django-allauth rendered, and send it once the caller commits.
+
+    `source` names the allauth template (for example "account/email/login_code"); it
+    is the only context stored. `expires_at` is when the code or link in the email stops
+    working: a row not sent by then is marked expired instead. Every call queues a new
+    email. An invalid recipient address gives a row that is failed at once, without the
+    bodies. Raises OutboxError when both bodies are empty.
+    """
+    if not text and not html:
+        raise OutboxError(f"The {source} email has neither a plain-text nor an HTML body.")
+    recipient = recipient.strip()
+    address_error = _address_error(recipient)
+    email = OutboxEmail.objects.create(
+        recipient=recipient,
+        template=ACCOUNT_TEMPLATE,
+        context={"source": source},
+        language=_supported_language(language),
+        dedupe_key=f"{source}:{uuid.uuid4().hex}",
+        message_id=new_message_id(),
+        subject=" ".join(subject.split()),
+        body_text="" if address_error else text,
+        body_html="" if address_error else html,
+        expires_at=expires_at,
+        status=Status.FAILED if address_error else Status.QUEUED,
+        last_error=address_error,
+    )
+    if address_error:
+        logger.warning("Email %s (%s) not sent: %s", email.pk, source, address_error)
+        return email
+    logger.info("Email %s (%s) queued, expiring at %s", email.pk, source, expires_at)
+    _send_after_commit(email.pk)
+    return email
+
+
 def _address_error(recipient: str) -> str:
     """Return why `recipient` cannot receive email, or "" when it is a valid address."""
     try:
@@ -189,7 +241,8 @@ def _send_after_commit(email_id: int) -> None:
 def deliver_email(*, email_id: int) -> Delivery:
     """Claim a due email, send it through the default mailer, and record the outcome.
 
-    Does nothing to a row that is sent, failed, claimed by another worker, or not due yet.
+    Does nothing to a row that is sent, failed, expired, claimed by another worker, or not
+    due yet. A row past its `expires_at` is marked expired instead of being sent.
     A connection error or a temporary SMTP reply (4xx) puts the row back in the queue
     with an exponential backoff, until CPR_OUTBOX_MAX_ATTEMPTS attempts have failed.
     A permanent reply (5xx) or a rendering error marks it failed at once.
@@ -214,6 +267,8 @@ def deliver_email(*, email_id: int) -> Delivery:
         return _not_claimed(email_id=email_id, now=now)
 
     email = OutboxEmail.objects.get(pk=email_id)
+    if email.expires_at is not None and email.expires_at <= now:
+        return _record_expired(email=email, token=token)
     logger.info("Sending email %s (%s), attempt %s", email.pk, email.template, email.attempts)
     try:
         message = build_message(email)
@@ -264,10 +319,15 @@ def build_message(email: OutboxEmail) -> EmailMultiAlternatives:
     Django's SMTP backend uses the From address as the envelope sender (MAIL FROM), so
     bounces return to DEFAULT_FROM_EMAIL as well.
     """
-    rendered = render_email(template=email.template, context=email.context, language=email.language)
+    if email.template == ACCOUNT_TEMPLATE:
+        rendered = stored_content(email)
+    else:
+        rendered = render_email(
+            template=email.template, context=email.context, language=email.language
+        )
     message = EmailMultiAlternatives(
         subject=rendered.subject,
-        body=rendered.text,
+        body=rendered.text or rendered.html,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[email.recipient],
         headers={
@@ -276,8 +336,28 @@ def build_message(email: OutboxEmail) -> EmailMultiAlternatives:
             "Auto-Submitted": "auto-generated",
         },
     )
-    message.attach_alternative(rendered.html, "text/html")
+    if not rendered.text:
+        message.content_subtype = "html"
+    elif rendered.html:
+        message.attach_alternative(rendered.html, "text/html")
     return message
+
+
+def stored_content(email: OutboxEmail) -> RenderedEmail:
+    """Return the stored subject and bodies of an account email.
+
+    Raises OutboxError once the bodies were deleted, after the row was sent, failed or
+    expired.
+    """
+    if not email.body_text and not email.body_html:
+        raise OutboxError(
+            _(
+                "The content of email %(id)s was deleted after it was sent, failed or expired, "
+                "because it can contain a sign-in code or link."
+            )
+            % {"id": email.pk}
+        )
+    return RenderedEmail(subject=email.subject, text=email.body_text, html=email.body_html)
 
 
 def is_temporary_error(error: Exception) -> bool:
@@ -296,13 +376,23 @@ def is_temporary_error(error: Exception) -> bool:
 
 
 def describe_error(error: Exception) -> str:
-    """Return the error's type and message, with SMTP reply bytes decoded."""
+    """Return the error's type and message, with SMTP reply bytes decoded.
+
+    A refusal of recipients lists each address with its reply code and text.
+    """
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        refusals = "; ".join(
+            f"{address}: {code} {_reply_text(reply)}"
+            for address, (code, reply) in error.recipients.items()
+        )
+        return f"{type(error).__name__}: {refusals}"
     if isinstance(error, smtplib.SMTPResponseException):
-        reply = error.smtp_error
-        if isinstance(reply, bytes):
-            reply = reply.decode("utf-8", "replace")
-        return f"{type(error).__name__}: {error.smtp_code} {reply}"
+        return f"{type(error).__name__}: {error.smtp_code} {_reply_text(error.smtp_error)}"
     return f"{type(error).__name__}: {error}"
+
+
+def _reply_text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
 
 
 def retry_delay(attempts: int) -> int:
@@ -320,6 +410,7 @@ def _record_sent(*, email: OutboxEmail, token: uuid.UUID) -> Delivery:
         "claim_token": None,
         "last_error": "",
         "updated_at": now,
+        **SCRUBBED_BODIES,
     }
     if not OutboxEmail.objects.filter(pk=email.pk, claim_token=token).update(**done):
         # The lease expired while the message was being sent, and the sweep or another
@@ -345,7 +436,7 @@ def _record_failure(
                 "attempts": email.attempts,
                 "error": message,
             }
-        changes = {"status": Status.FAILED}
+        changes = {"status": Status.FAILED, **SCRUBBED_BODIES}
         delay = None
     else:
         delay = retry_delay(email.attempts)
@@ -377,19 +468,52 @@ def _record_failure(
     return Delivery(email_id=email.pk, status=Status.QUEUED, retry_in=retry_in)
 
 
+def _expired_error() -> str:
+    return _("Expired before it could be sent: the code or link in it no longer works.")
+
+
+def _record_expired(*, email: OutboxEmail, token: uuid.UUID) -> Delivery:
+    """Mark a claimed row expired, without sending it, and delete its bodies."""
+    now = timezone.now()
+    expired = OutboxEmail.objects.filter(pk=email.pk, claim_token=token).update(
+        status=Status.EXPIRED,
+        # The claim counted an attempt, but nothing was sent.
+        attempts=F("attempts") - 1,
+        claimed_until=None,
+        claim_token=None,
+        last_error=_expired_error(),
+        updated_at=now,
+        **SCRUBBED_BODIES,
+    )
+    if not expired:
+        logger.warning("Email %s: the expiry was not recorded, because its claim expired", email.pk)
+        status = OutboxEmail.objects.filter(pk=email.pk).values_list("status", flat=True).first()
+        return Delivery(email_id=email.pk, status=status or "missing")
+    logger.info("Email %s (%s) expired at %s; not sent", email.pk, email.template, email.expires_at)
+    return Delivery(email_id=email.pk, status=Status.EXPIRED)
+
+
 # --- Sweep and staff actions ---------------------------------------------------------
 
 
 def sweep_outbox(*, now: datetime.datetime | None = None, limit: int = 500) -> list[int]:
     """Queue the send task again for rows that no task is going to send; return their ids.
 
-    The sweep takes two kinds of row, oldest first and at most `limit` of each. The first
+    Queued rows past their `expires_at` are marked expired first, and their bodies
+    deleted. The sweep then takes two kinds of row, oldest first and at most `limit` of
+    each. The first
     are rows whose claim expired because the worker died or was killed: they go back to
     the queue, or fail when they have used up their attempts. The second are queued rows
     due for more than SWEEP_GRACE, whose task was lost or whose retry wait was longer
     than a broker countdown may be.
     """
     now = now or timezone.now()
+    expired_count = OutboxEmail.objects.filter(status=Status.QUEUED, expires_at__lte=now).update(
+        status=Status.EXPIRED, last_error=_expired_error(), updated_at=now, **SCRUBBED_BODIES
+    )
+    if expired_count:
+        logger.info("Outbox sweep marked %s queued email(s) expired", expired_count)
+
     requeued = []
     expired = (
         OutboxEmail.objects.filter(status=Status.SENDING, claimed_until__lt=now)
@@ -411,6 +535,7 @@ def sweep_outbox(*, now: datetime.datetime | None = None, limit: int = 500) -> l
             claim_token=None,
             last_error=error,
             updated_at=now,
+            **(SCRUBBED_BODIES if gives_up else {}),
         )
         if not changed:
             continue
@@ -434,12 +559,24 @@ def sweep_outbox(*, now: datetime.datetime | None = None, limit: int = 500) -> l
     return requeued
 
 
-def resend_email(*, email: OutboxEmail, actor: AbstractBaseUser | None) -> OutboxEmail:
+def resend_email(
+    *, email: OutboxEmail, actor: AbstractBaseUser | None, recipient: str | None = None
+) -> OutboxEmail:
     """Queue a failed email again, with a fresh count of attempts, and send it after commit.
 
-    Only failed emails can be sent again: a sent one stays sent, and a queued one is on
-    its way. Raises OutboxError naming the row's status otherwise.
+    `recipient`, when given, replaces the row's address, for example after staff corrected
+    a member's address that the relay refused. The row keeps its Message-ID. Only failed
+    emails can be sent again: a sent one stays as it was sent, and a queued one is on its
+    way. Raises OutboxError naming the row's status, or the address when it is invalid.
     """
+    new_recipient = None
+    if recipient is not None:
+        new_recipient = recipient.strip()
+        if _address_error(new_recipient):
+            raise OutboxError(
+                _("“%(address)s” is not a valid email address. Enter the address to send to.")
+                % {"address": new_recipient}
+            )
     now = timezone.now()
     with transaction.atomic():
         locked = OutboxEmail.objects.select_for_update().get(pk=email.pk)
@@ -448,16 +585,31 @@ def resend_email(*, email: OutboxEmail, actor: AbstractBaseUser | None) -> Outbo
                 _("Email %(id)s is %(status)s; only failed emails can be sent again.")
                 % {"id": locked.pk, "status": locked.get_status_display().lower()}
             )
+        if locked.template == ACCOUNT_TEMPLATE:
+            raise OutboxError(
+                _(
+                    "Email %(id)s is a sign-in or account email. Its content was deleted and "
+                    "its code or link may have expired, so it cannot be sent again. Ask the "
+                    "person to request a new one."
+                )
+                % {"id": locked.pk}
+            )
+        changed_recipient = new_recipient is not None and new_recipient != locked.recipient
+        if changed_recipient:
+            locked.recipient = new_recipient
         locked.status = Status.QUEUED
         locked.attempts = 0
         locked.next_attempt_at = now
-        locked.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
+        locked.save(
+            update_fields=["recipient", "status", "attempts", "next_attempt_at", "updated_at"]
+        )
         _send_after_commit(locked.pk)
     logger.info(
-        "Email %s (%s) queued again by user %s; last error was: %s",
+        "Email %s (%s) queued again by user %s%s; last error was: %s",
         locked.pk,
         locked.template,
         getattr(actor, "pk", None),
+        " to a new recipient" if changed_recipient else "",
         locked.last_error,
     )
     return locked

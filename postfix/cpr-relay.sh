@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Start-up hook for the boky/postfix container, mounted at /docker-init.d/cpr-relay.sh.
 # The image runs it after writing its own settings and before Postfix starts. It
-#   1. applies every "name = value" line of relay.cf with `postconf -e`;
+#   1. applies every "name = value" line of relay.cf with `postconf -e`, and removes
+#      with `postconf -X` each setting that an earlier start applied from relay.cf and
+#      that relay.cf no longer contains;
 #   2. rewrites the envelope sender of every message to the address in
 #      DEFAULT_FROM_EMAIL, after checking that its domain is in ALLOWED_SENDER_DOMAINS.
 # A failure stops the container's start-up, and the log gives the reason.
+#
+# The image declares /etc/postfix a volume, so main.cf keeps what earlier starts wrote
+# until the container is recreated with --renew-anon-volumes. The names applied from
+# relay.cf are recorded in CPR_POSTFIX_STATE_FILE, in that volume, which is how step 1
+# finds the settings to remove.
 #
 # The image sources executable hooks into its own start-up shell and runs the others
 # with bash. Both work: the steps run in subshells, so nothing here changes the
@@ -14,7 +21,9 @@ cpr_relay_apply_settings() (
     set -euo pipefail
     local config_dir="${CPR_POSTFIX_CONFIG_DIR:-/etc/cpr-postfix}"
     local settings_file="$config_dir/relay.cf"
-    local line
+    local state_file="${CPR_POSTFIX_STATE_FILE:-/etc/postfix/cpr-relay.keys}"
+    local line name old_name
+    local -a lines=() names=()
 
     if [[ ! -r "$settings_file" ]]; then
         echo "cpr-relay: $settings_file is missing; mount postfix/relay.cf there." >&2
@@ -23,9 +32,28 @@ cpr_relay_apply_settings() (
     while IFS= read -r line || [[ -n "$line" ]]; do
         # Skip comments and blank lines.
         [[ "$line" =~ ^[[:space:]]*(#|$) ]] && continue
+        name="${line%%=*}"
+        lines+=("$line")
+        names+=("${name//[[:space:]]/}")
+    done <"$settings_file"
+
+    if [[ -r "$state_file" ]]; then
+        while IFS= read -r old_name; do
+            [[ -z "$old_name" ]] && continue
+            [[ " ${names[*]-} " == *" $old_name "* ]] && continue
+            # The image has just written a POSTFIX_<name> variable's value; keep it.
+            if [[ -n "$(printenv "POSTFIX_$old_name" || true)" ]]; then
+                continue
+            fi
+            echo "cpr-relay: postconf -X '$old_name' (no longer in relay.cf)"
+            postconf -X "$old_name"
+        done <"$state_file"
+    fi
+    for line in "${lines[@]+"${lines[@]}"}"; do
         echo "cpr-relay: postconf -e '$line'"
         postconf -e "$line"
-    done <"$settings_file"
+    done
+    printf '%s\n' "${names[@]+"${names[@]}"}" >"$state_file"
 )
 
 cpr_relay_pin_envelope_sender() (

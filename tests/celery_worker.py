@@ -21,7 +21,9 @@ def redis_app(queue: str):
 
     A separate app carries the Redis settings, so the project's eager app keeps its cached
     broker pool and result backend untouched. The queue is emptied first, so that no
-    worker runs a task published against another test's database.
+    worker runs a task published against another test's database. Celery's testing
+    worker makes its app the process-wide default, which threads without an app of their
+    own use (the live server's, for one), so the project app is made the default again.
     """
     from cpr_portal.celery import app as project_app
 
@@ -41,6 +43,7 @@ def redis_app(queue: str):
         yield app
     finally:
         project_app.set_current()
+        project_app.set_default()
         app.close()
 
 

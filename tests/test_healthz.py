@@ -140,3 +140,11 @@ def test_body_reveals_no_configuration(client, db, broker_at, closed_port, setti
 
 def test_rejects_post(client, db):
     assert client.post("/healthz/").status_code == 405
+
+
+def test_head_answers_like_get(client, db):
+    # Proxies and uptime monitors often probe with HEAD.
+    response = client.head("/healthz/")
+
+    assert response.status_code == 200
+    assert response.content == b""

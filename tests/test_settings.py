@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from cpr_portal import gunicorn_conf
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 REQUIRED_IN_PRODUCTION = ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL"]
 
@@ -141,6 +143,18 @@ def test_production_starts_when_complete(project_copy, production_env):
     result = run_django(project_copy, ["-c", "import django; django.setup()"], production_env)
 
     assert result.returncode == 0, result.stderr
+
+
+def test_smtp_timeout_below_gunicorn_timeout(project_copy, production_env):
+    script = (
+        "import django; from django.conf import settings; django.setup(); "
+        "print(settings.MAILERS['default']['OPTIONS']['timeout'])"
+    )
+
+    result = run_django(project_copy, ["-c", script], production_env)
+
+    assert result.returncode == 0, result.stderr
+    assert int(last_line(result.stdout)) <= gunicorn_conf.timeout // 2
 
 
 def test_production_passes_deploy_check(project_copy, production_env):

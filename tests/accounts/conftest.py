@@ -4,8 +4,27 @@ import copy
 
 import pytest
 import responses
+from django.test import Client, TestCase
 
 from tests.accounts.helpers import GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET, GoogleStub
+
+
+@pytest.fixture(autouse=True)
+def _commit_callbacks_after_requests(monkeypatch):
+    """Run the on-commit callbacks of each test request when the request returns.
+
+    allauth's emails go through the outbox, whose send task is queued on commit. A test's
+    transaction never commits, so without this no sign-in code would ever be sent. A
+    real request runs in autocommit mode, where each callback runs when it is registered.
+    Running them at the end of the request is the closest the test transaction allows.
+    """
+    send_request = Client.request
+
+    def request_then_commit(self, **request):
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            return send_request(self, **request)
+
+    monkeypatch.setattr(Client, "request", request_then_commit)
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from billing.gateways import get_gateway
 from billing.gateways.base import (
@@ -210,6 +211,28 @@ def test_pay_page_shows_period(member_client, membership):
     response = member_client.get(pay_url(membership))
     period = billing_period(membership.start_date, 1)
     assert response.context["due"].period == period
+
+
+def test_pay_page_shows_last_day(member_client, membership):
+    period = billing_period(membership.start_date, 1)
+
+    response = member_client.get(pay_url(membership))
+
+    start = date_format(period.start, "DATE_FORMAT")
+    last_day = date_format(period.end - datetime.timedelta(days=1), "DATE_FORMAT")
+    assert f"From {start} to {last_day}" in response.text
+    assert date_format(period.end, "DATE_FORMAT") not in response.text
+
+
+def test_self_service_shows_last_day(member_client, membership):
+    invoice = make_invoice(membership, 1, Invoice.Status.PAID)
+
+    response = member_client.get(SELF_SERVICE_URL)
+
+    start = date_format(invoice.period_start, "DATE_FORMAT")
+    last_day = date_format(invoice.period_end - datetime.timedelta(days=1), "DATE_FORMAT")
+    assert f"{start} to {last_day}" in response.text
+    assert date_format(invoice.period_end, "DATE_FORMAT") not in response.text
 
 
 def test_pay_page_constant_queries(member_client, membership):

@@ -132,11 +132,25 @@ def test_profile_services_require_no_variable(services):
             assert required == [], f"{name} requires {required} even when its profile is off"
 
 
-def test_interpolation_reports_missing_required(compose, env_example):
+@pytest.mark.parametrize(
+    "name",
+    [
+        "DJANGO_SECRET_KEY",
+        "DJANGO_ALLOWED_HOSTS",
+        "POSTGRES_PASSWORD",
+        "DEFAULT_FROM_EMAIL",
+        "RELAYHOST",
+        "RELAYHOST_USERNAME",
+        "RELAYHOST_PASSWORD",
+        "ALLOWED_SENDER_DOMAINS",
+    ],
+)
+def test_interpolation_reports_missing_required(compose, env_example, name):
+    # The README's production steps name these as the values compose itself requires.
     variables = example_variables(compose, env_example)
-    variables["POSTGRES_PASSWORD"] = ""
+    variables[name] = ""
 
-    with pytest.raises(InterpolationError, match="POSTGRES_PASSWORD"):
+    with pytest.raises(InterpolationError, match=name):
         interpolate(compose, variables)
 
 

@@ -126,6 +126,23 @@ def test_gunicorn_command(instructions):
     )
 
 
+def image_environment(instructions) -> dict[str, str]:
+    values = {}
+    for instruction in instructions:
+        if instruction.cmd == "ENV":
+            pairs = instruction.value
+            values.update(zip(pairs[::2], pairs[1::2], strict=True))
+    return values
+
+
+def test_control_socket_in_writable_folder(instructions):
+    socket_path = image_environment(instructions)["GUNICORN_CONTROL_SOCKET"]
+    owned = next(line for line in run_lines(instructions) if "chown app:app" in line)
+
+    assert os.path.dirname(socket_path) == "/app/var"
+    assert "/app/var" in owned.split("chown app:app", 1)[1].split()
+
+
 def test_exposes_gunicorn_port(instructions):
     assert instructions[instruction_index(instructions, "EXPOSE")].value == ("8000",)
 

@@ -10,7 +10,9 @@ from tests.deploy.support import PROJECT_DIR, read_env_example
 SETTINGS_VARIABLE = re.compile(
     r"\b(?:env(?:\.[a-z_]+)?|positive_int_env|required_env)\(\s*\"(?P<name>[A-Z][A-Z0-9_]*)\"",
 )
-GUNICORN_VARIABLE = re.compile(r"positive_int_from_env\(\s*\"(?P<name>[A-Z][A-Z0-9_]*)\"")
+GUNICORN_VARIABLE = re.compile(
+    r"(?:positive_int_from_env|os\.environ\.get)\(\s*\"(?P<name>[A-Z][A-Z0-9_]*)\""
+)
 SECRET_NAME = re.compile(r"(SECRET|PASSWORD|TOKEN|_KEY$)")
 # Defaults of the Odoo import command, which reads them itself.
 ODOO_VARIABLES = ["ODOO_URL", "ODOO_DB", "ODOO_USERNAME", "ODOO_PASSWORD"]
@@ -36,7 +38,12 @@ def test_settings_variables_listed(env_example):
 def test_gunicorn_variables_listed(env_example):
     read = variables_read(PROJECT_DIR / "cpr_portal" / "gunicorn_conf.py", GUNICORN_VARIABLE)
 
-    assert read == {"GUNICORN_WORKERS", "GUNICORN_THREADS", "GUNICORN_TIMEOUT"}
+    assert read == {
+        "GUNICORN_WORKERS",
+        "GUNICORN_THREADS",
+        "GUNICORN_TIMEOUT",
+        "GUNICORN_CONTROL_SOCKET",
+    }
     assert read <= set(env_example)
 
 

@@ -42,7 +42,15 @@ def test_defaults():
     assert settings["workers"] == "2"
     assert settings["threads"] == "4"
     assert settings["timeout"] == "30"
-    assert settings["control_socket"] == "/app/var/gunicorn.ctl"
+    # Outside the image nothing names a socket, so gunicorn creates none.
+    assert settings["control_socket_disable"] == "True"
+
+
+def test_control_socket_from_environment():
+    settings = gunicorn_settings(GUNICORN_CONTROL_SOCKET="/srv/run/gunicorn.ctl")
+
+    assert settings["control_socket"] == "/srv/run/gunicorn.ctl"
+    assert settings["control_socket_disable"] == "False"
 
 
 def test_reads_environment():

@@ -66,6 +66,7 @@ def run_hook(fake_postconf, command: list[str] | None = None, **variables):
     environment = {
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
         "CPR_POSTFIX_CONFIG_DIR": str(POSTFIX_DIR),
+        "CPR_POSTFIX_STATE_FILE": str(bin_dir.parent / "cpr-relay.keys"),
         "DEFAULT_FROM_EMAIL": "Code Puerto Rico <info@code.pr>",
         "ALLOWED_SENDER_DOMAINS": "code.pr",
         **variables,
@@ -143,6 +144,53 @@ def test_hook_applies_settings_then_sender(fake_postconf):
         "-e sender_canonical_classes = envelope_sender",
         "-e sender_canonical_maps = static:info@code.pr",
     ]
+
+
+def write_relay_settings(folder: Path, *lines: str) -> Path:
+    folder.mkdir(exist_ok=True)
+    (folder / "relay.cf").write_text("# settings\n" + "".join(f"{line}\n" for line in lines))
+    return folder
+
+
+def test_hook_records_applied_names(fake_postconf, tmp_path):
+    result, _calls = run_hook(fake_postconf)
+
+    assert result.returncode == 0, result.stderr
+    names = [line.split(" = ")[0] for line in relay_settings()]
+    assert (tmp_path / "cpr-relay.keys").read_text().split() == names
+
+
+def test_hook_removes_dropped_setting(fake_postconf, tmp_path):
+    # main.cf lives in the image's /etc/postfix volume, so it keeps what an earlier start
+    # applied; a line deleted from relay.cf must be removed from it.
+    config = tmp_path / "config"
+    write_relay_settings(config, "smtp_tls_loglevel = 1", "disable_vrfy_command = yes")
+    first, _calls = run_hook(fake_postconf, CPR_POSTFIX_CONFIG_DIR=str(config))
+    assert first.returncode == 0, first.stderr
+    fake_postconf[1].unlink()
+    write_relay_settings(config, "smtp_tls_loglevel = 2")
+
+    result, calls = run_hook(fake_postconf, CPR_POSTFIX_CONFIG_DIR=str(config))
+
+    assert result.returncode == 0, result.stderr
+    assert calls[:2] == ["-X disable_vrfy_command", "-e smtp_tls_loglevel = 2"]
+    assert (tmp_path / "cpr-relay.keys").read_text().split() == ["smtp_tls_loglevel"]
+
+
+def test_hook_keeps_environment_setting(fake_postconf, tmp_path):
+    # The image writes POSTFIX_<name> variables into main.cf itself before the hook runs.
+    config = tmp_path / "config"
+    write_relay_settings(config, "smtp_tls_loglevel = 1", "message_size_limit = 1000")
+    run_hook(fake_postconf, CPR_POSTFIX_CONFIG_DIR=str(config))
+    fake_postconf[1].unlink()
+    write_relay_settings(config, "smtp_tls_loglevel = 1")
+
+    result, calls = run_hook(
+        fake_postconf, CPR_POSTFIX_CONFIG_DIR=str(config), POSTFIX_message_size_limit="2000"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert not any(call.startswith("-X") for call in calls)
 
 
 def test_hook_bare_sender_address(fake_postconf):

@@ -1,10 +1,11 @@
 """A real SMTP server on 127.0.0.1 for the email tests (aiosmtpd), which records what it accepts.
 
 Tests can stop and start it on the same port (the relay is down), make it reply to the
-next DATA commands with given replies (a temporary 451, a permanent 550), or delay the
-DATA reply until released (a slow relay), so that the sending worker can be killed
-meanwhile. A message whose client disconnects before the reply is not accepted, as a
-relay drops a message whose sender disconnected before the end of the transaction.
+next DATA commands with given replies (a temporary 451, a permanent 550), reject given
+recipients at RCPT (an unknown mailbox), or delay the DATA reply until released (a slow
+relay), so that the sending worker can be killed meanwhile. A message whose client
+disconnects before the reply is not accepted, as a relay drops a message whose sender
+disconnected before the end of the transaction.
 """
 
 import asyncio
@@ -39,13 +40,25 @@ class SmtpServer:
         self.port = free_port()
         self.messages: list[ReceivedMessage] = []
         self.replies: list[str] = []
+        # Recipient address -> the reply to its RCPT command, for addresses to reject.
+        self.rejected_recipients: dict[str, str] = {}
         self.hold_data = False
+        # Seconds to wait after storing a message before replying, as a relay whose
+        # reply comes too late: the message counts as accepted even if the client left.
+        self.reply_delay = 0.0
         self.data_started = threading.Event()
         self.dropped = 0
         self._lock = threading.Lock()
         self._controller: Controller | None = None
 
     # --- aiosmtpd handler -------------------------------------------------------------
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        rejection = self.rejected_recipients.get(address)
+        if rejection:
+            return rejection
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
         self.data_started.set()
@@ -68,6 +81,8 @@ class SmtpServer:
                     message=parsed,
                 )
             )
+        if self.reply_delay:
+            await asyncio.sleep(self.reply_delay)
         return "250 2.0.0 Message accepted"
 
     # --- control ----------------------------------------------------------------------

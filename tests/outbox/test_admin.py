@@ -2,8 +2,9 @@
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
-from django.contrib.messages import ERROR, SUCCESS, get_messages
+from django.contrib.messages import ERROR, SUCCESS, WARNING, get_messages
 from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -11,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from outbox import services
+from outbox.errors import OutboxError
 from outbox.models import OutboxEmail
 from tests.factories import UserFactory, enable_totp
 
@@ -147,5 +149,90 @@ def test_send_again_needs_change_permission(client):
     failed = make_email(status=Status.FAILED)
 
     client.post(CHANGELIST, {"action": "send_again", ACTION_CHECKBOX_NAME: [failed.pk]})
+
+    assert OutboxEmail.objects.get(pk=failed.pk).status == Status.FAILED
+
+
+def send_again_url(email: OutboxEmail) -> str:
+    return reverse("admin:outbox_outboxemail_send_again", args=[email.pk])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_send_again_to_corrected_address(staff_client, staff_user, smtp_server):
+    smtp_server.rejected_recipients = {"old@example.com": "550 5.1.1 No such user"}
+    rejected = services.queue_email(
+        recipient="old@example.com",
+        template="application_rejected",
+        context={"first_name": "Ana", "plan_name": "Hot Desk"},
+        dedupe_key="test:corrected",
+    )
+    assert OutboxEmail.objects.get(pk=rejected.pk).status == Status.FAILED
+
+    page = staff_client.get(reverse("admin:outbox_outboxemail_change", args=[rejected.pk]))
+    assert send_again_url(rejected) in page.content.decode()
+    form_page = staff_client.get(send_again_url(rejected))
+    assert form_page.status_code == 200
+    assert form_page.context["form"]["recipient"].value() == "old@example.com"
+    response = staff_client.post(send_again_url(rejected), {"recipient": " new@example.com "})
+
+    assert response.status_code == 302
+    row = OutboxEmail.objects.get(pk=rejected.pk)
+    assert row.status == Status.SENT
+    assert row.recipient == "new@example.com"
+    [received] = smtp_server.received()
+    assert received.rcpt_tos == ("new@example.com",)
+    assert received.message["Message-ID"] == rejected.message_id
+    [entry] = LogEntry.objects.filter(object_id=str(rejected.pk))
+    assert entry.user_id == staff_user.pk
+    assert entry.change_message == "Sent again to new@example.com instead of old@example.com."
+
+
+def test_send_again_invalid_address_kept(staff_client):
+    failed = make_email(status=Status.FAILED, recipient="old@example.com")
+
+    response = staff_client.post(send_again_url(failed), {"recipient": "new@example"})
+
+    assert response.status_code == 200
+    assert "recipient" in response.context["form"].errors
+    row = OutboxEmail.objects.get(pk=failed.pk)
+    assert row.status == Status.FAILED
+    assert row.recipient == "old@example.com"
+    assert not LogEntry.objects.exists()
+
+
+def test_send_again_page_refuses_sent_row(staff_client):
+    sent = make_email(status=Status.SENT, recipient="old@example.com")
+
+    response = staff_client.post(send_again_url(sent), {"recipient": "new@example.com"})
+
+    assert response.status_code == 302
+    assert messages_of(response) == [
+        (WARNING, f"Email {sent.pk} is sent; only failed emails can be sent again.")
+    ]
+    row = OutboxEmail.objects.get(pk=sent.pk)
+    assert row.recipient == "old@example.com"
+    assert row.status == Status.SENT
+    page = staff_client.get(reverse("admin:outbox_outboxemail_change", args=[sent.pk]))
+    assert send_again_url(sent) not in page.content.decode()
+
+
+def test_send_again_page_needs_change_permission(client):
+    viewer = UserFactory(is_staff=True)
+    enable_totp(viewer)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_outboxemail"))
+    client.force_login(viewer)
+    failed = make_email(status=Status.FAILED, recipient="old@example.com")
+
+    response = client.post(send_again_url(failed), {"recipient": "new@example.com"})
+
+    assert response.status_code == 403
+    assert OutboxEmail.objects.get(pk=failed.pk).recipient == "old@example.com"
+
+
+def test_resend_rejects_invalid_address():
+    failed = make_email(status=Status.FAILED, recipient="old@example.com")
+
+    with pytest.raises(OutboxError, match="“not-an-address” is not a valid email address"):
+        services.resend_email(email=failed, actor=None, recipient="not-an-address")
 
     assert OutboxEmail.objects.get(pk=failed.pk).status == Status.FAILED

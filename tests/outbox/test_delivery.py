@@ -327,6 +327,50 @@ def test_error_classification(error, temporary):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_late_reply_sends_same_message_again(smtp_server, settings):
+    # The one case of a second copy: the relay stored the message, but its reply came
+    # after the timeout, so the worker counts the attempt as failed and retries.
+    settings.MAILERS = smtp_server.mailer_settings(timeout=1)
+    smtp_server.reply_delay = 2
+
+    email = queue_test_email()
+
+    assert OutboxEmail.objects.get(pk=email.pk).status == Status.QUEUED
+    smtp_server.reply_delay = 0
+    OutboxEmail.objects.filter(pk=email.pk).update(next_attempt_at=timezone.now())
+    assert services.deliver_email(email_id=email.pk).status == Status.SENT
+    received = smtp_server.received()
+    assert len(received) == 2
+    assert received[0].message["Message-ID"] == email.message_id
+    assert received[1].message["Message-ID"] == email.message_id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refused_recipient_error_readable(smtp_server):
+    smtp_server.rejected_recipients = {"gone@example.com": "550 5.1.1 No such user"}
+
+    email = queue_test_email(recipient="gone@example.com")
+
+    row = OutboxEmail.objects.get(pk=email.pk)
+    assert row.status == Status.FAILED
+    assert row.last_error == "SMTPRecipientsRefused: gone@example.com: 550 5.1.1 No such user"
+    assert smtp_server.received() == []
+
+
+def test_error_text_decodes_replies():
+    refused = smtplib.SMTPRecipientsRefused(
+        {"a@example.com": (550, b"No such user"), "b@example.com": (452, "Mailbox full")}
+    )
+
+    assert services.describe_error(refused) == (
+        "SMTPRecipientsRefused: a@example.com: 550 No such user; b@example.com: 452 Mailbox full"
+    )
+    assert services.describe_error(smtplib.SMTPDataError(554, b"Rejed\xc3\xa9")) == (
+        "SMTPDataError: 554 Rejedé"
+    )
+
+
+@pytest.mark.django_db(transaction=True)
 def test_logs_ids_not_bodies(smtp_server, caplog):
     caplog.set_level(logging.INFO, logger="outbox")
     smtp_server.replies = ["451 4.3.0 Try again later"]

@@ -55,7 +55,7 @@ CONTEXTS = {
         "method": "ATH Móvil",
         "received_on": datetime.date(2025, 2, 3),
         "period_start": datetime.date(2025, 2, 3),
-        "period_end": datetime.date(2025, 3, 2),
+        "period_last_day": datetime.date(2025, 3, 2),
     },
     "payment_failed": {
         "invoice_id": 12,
@@ -64,8 +64,9 @@ CONTEXTS = {
         "plan_name": "Hot Desk",
         "amount": Decimal("250.00"),
         "period_start": datetime.date(2025, 3, 3),
-        "period_end": datetime.date(2025, 4, 2),
+        "period_last_day": datetime.date(2025, 4, 2),
         "grace_until": datetime.date(2025, 3, 10),
+        "pay_url": "https://invoice.stripe.example/i/acct_1/test_42",
     },
     "membership_suspended": {"membership_id": 3, "first_name": "Ana", "plan_name": "Hot Desk"},
     "membership_reinstated": {"membership_id": 3, "first_name": "Ana", "plan_name": "Hot Desk"},
@@ -143,7 +144,11 @@ FACTS = {
     ],
     "application_rejected": ["Hot Desk"],
     "payment_received": ["41", "$250.00", "ATH Móvil", "Feb. 3, 2025", "March 2, 2025"],
-    "payment_failed": ["$250.00", "March 10, 2025", f"{SITE_URL}/portal/"],
+    "payment_failed": [
+        "$250.00",
+        "March 10, 2025",
+        "https://invoice.stripe.example/i/acct_1/test_42",
+    ],
     "membership_suspended": ["suspended", f"{SITE_URL}/portal/"],
     "membership_reinstated": ["active again"],
     "key_issued": ["key fob ending in 4821", "opens the doors now"],
@@ -198,6 +203,26 @@ def test_renders_in_english(template):
     assert rendered.html.startswith("<!doctype html>")
     assert '<html lang="en">' in rendered.html
     assert "hola@code-pr.example" in rendered.html
+
+
+def test_payment_failed_links_invoice():
+    context = stored(CONTEXTS["payment_failed"])
+
+    rendered = render_email(template="payment_failed", context=context, language="en")
+
+    assert 'href="https://invoice.stripe.example/i/acct_1/test_42"' in rendered.html
+    assert f'href="{SITE_URL}/portal/"' not in rendered.html
+    assert "sign in" not in rendered.text
+
+
+def test_payment_failed_without_invoice_page():
+    context = stored({**CONTEXTS["payment_failed"], "pay_url": ""})
+
+    rendered = render_email(template="payment_failed", context=context, language="en")
+
+    assert f"{SITE_URL}/portal/" in rendered.text
+    assert f'href="{SITE_URL}/portal/"' in rendered.html
+    assert "sign in" in rendered.text
 
 
 @pytest.mark.parametrize("template", sorted(TEMPLATES))

@@ -12,6 +12,7 @@ from billing.models import Payment
 from members import services as members_services
 from members.models import Membership
 from outbox.models import OutboxEmail
+from outbox.services import build_message
 from tests.billing.conftest import clock, hot_desk_membership, stub_gateway  # noqa: F401
 from tests.factories import ApplicationFactory, MembershipFactory, PlanFactory
 from tests.factories.billing import payment_failed, payment_succeeded
@@ -119,8 +120,19 @@ def test_gateway_payment_receipt_once(hot_desk_membership, stub_gateway):  # noq
     assert receipt.context["amount"] == "250.00"
     assert receipt.context["method"] == "Card (online)"
     assert receipt.context["period_start"] == payment.invoice.period_start.isoformat()
-    assert receipt.context["period_end"] == payment.invoice.period_end.isoformat()
+    last_day = payment.invoice.period_end - datetime.timedelta(days=1)
+    assert receipt.context["period_last_day"] == last_day.isoformat()
     assert OutboxEmail.objects.count() == 1  # activation sends no email of its own
+
+
+def test_receipt_shows_last_day_of_period(hot_desk_membership, stub_gateway):  # noqa: F811
+    pay(hot_desk_membership)  # the first period: 15 January to 15 February (exclusive)
+
+    [receipt] = rows("payment_received")
+    text = " ".join(build_message(receipt).body.split())
+
+    assert "Period: Jan. 15, 2025 – Feb. 14, 2025" in text
+    assert "Feb. 15, 2025" not in text
 
 
 def test_manual_payment_receipt(hot_desk_membership, clock, staff_user):  # noqa: F811
@@ -151,7 +163,19 @@ def test_failed_payment_email_once(active_membership, clock, settings):  # noqa:
     grace = clock.today + datetime.timedelta(days=settings.CPR_GRACE_PERIOD_DAYS)
     assert failed.context["grace_until"] == grace.isoformat()
     assert failed.context["amount"] == "250.00"
+    assert failed.context["pay_url"] == event.hosted_url
     assert OutboxEmail.objects.count() == 1
+    text = " ".join(build_message(failed).body.split())
+    assert "period Feb. 15, 2025 to March 14, 2025." in text
+
+
+def test_failed_payment_unsafe_link_dropped(active_membership, clock):  # noqa: F811
+    event = payment_failed(active_membership, number=2, hosted_url="javascript:alert(1)")
+
+    billing_services.apply_gateway_event(event=event, gateway="stub")
+
+    [failed] = rows("payment_failed")
+    assert failed.context["pay_url"] == ""
 
 
 def test_suspension_and_reinstatement(active_membership, clock, settings):  # noqa: F811
