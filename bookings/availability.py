@@ -13,7 +13,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.conf import settings
 from django.utils import timezone
 
-CENT = Decimal("0.01")
+from billing.money import CENT
+from members import services as members_services
 
 
 def local_zone() -> datetime.tzinfo:
@@ -21,7 +22,8 @@ def local_zone() -> datetime.tzinfo:
 
 
 def local_today() -> datetime.date:
-    return timezone.localdate()
+    """Return today in the space's time zone, from the clock the members and billing use."""
+    return members_services.local_today()
 
 
 def last_bookable_day() -> datetime.date:

@@ -69,7 +69,7 @@ def rooms(request, member):
         "member": member,
         "rooms": list(selectors.active_rooms()),
         "not_eligible": _eligibility(member),
-        "today": timezone.localdate(),
+        "today": availability.local_today(),
     }
     return render(request, "bookings/rooms.html", context)
 
@@ -179,7 +179,7 @@ def _render_form(request, member, room, form):
         "member": member,
         "room": room,
         "form": form,
-        "day": timezone.localdate(),
+        "day": availability.local_today(),
         "not_eligible": _eligibility(member),
     }
     return render(request, "bookings/book.html", context)
