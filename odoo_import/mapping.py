@@ -9,6 +9,7 @@ import datetime
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from billing.money import CENT
 from members.models import Membership, Plan
 from members.periods import add_months
 
@@ -17,7 +18,6 @@ from .records import Line, Partner
 
 State = Membership.State
 ZERO = Decimal("0.00")
-CENT = Decimal("0.01")
 
 # The membership fields the import writes, and records in `odoo_imported`.
 MEMBERSHIP_FIELDS = (

@@ -10,7 +10,7 @@ import re
 import unicodedata
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-CENT = Decimal("0.01")
+from billing.money import CENT
 
 # Odoo's membership states, on a partner (`membership_state`) and on a membership line
 # (`state`), with the labels that a list-view export writes instead of the keys.

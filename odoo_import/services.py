@@ -31,6 +31,7 @@ from django.utils.text import slugify
 
 from access import services as access_services
 from access.models import AccessEvent, AccessKey
+from billing.money import CENT
 from members import services as members_services
 from members.models import Member, Membership, MembershipEvent, Plan
 
@@ -51,7 +52,6 @@ from .sources import OdooData
 logger = logging.getLogger(__name__)
 
 ZERO = Decimal("0.00")
-CENT = Decimal("0.01")
 IMPORT_CAUSE = "imported from Odoo"
 UPDATE_CAUSE = "updated from Odoo"
 KEPT = "kept portal change"
