@@ -341,7 +341,7 @@ def mark_key_returned(*, key: AccessKey, actor: AbstractBaseUser | None) -> Acce
 def suspend_key(*, key: AccessKey, actor: AbstractBaseUser | None, reason: str) -> AccessKey:
     """Suspend a key by staff decision; it stays suspended until `restore_key`, whatever
     the payments do. `reason` is required and shown in the key's history. The member is
-    told by email that the key is suspended, without the reason."""
+    sent an email that the key is suspended, without the reason."""
     reason = reason.strip()
     if not reason:
         raise AccessError(_("Give a reason for suspending the key."))

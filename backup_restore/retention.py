@@ -1,9 +1,9 @@
 """Archive names, the install id in each manifest, and `--keep N` retention.
 
 An archive belongs to this install when its manifest has this install's id. The id is
-derived from the database engine, the database name and a random token stored in the
-database on the first backup, so archives of another install, of another database or
-of another engine in the same folder are never deleted. Age comes from the manifest's
+derived from the database engine, the database name and a random token that the first
+backup stores in the database. So pruning never deletes archives of another install, of
+another database or of another engine in the same folder. Age comes from the manifest's
 creation time, not from the file name, which anyone can change.
 """
 

@@ -314,7 +314,7 @@ def check_media_targets(manifest: dict, media_root: Path) -> None:
 
 @dataclass(frozen=True)
 class TargetContents:
-    """What a restore would replace in its target."""
+    """Contents of a restore target that the restore would replace."""
 
     # Tables with rows and media files that differ: a restore over them needs --force.
     data: list[str]
@@ -356,7 +356,7 @@ UNTRACKED_PLAN_FIELDS = frozenset({"id", "created_at", "updated_at"})
 
 
 def seeded_plan_unchanged(using: str) -> bool:
-    """Tell whether the plans table holds exactly the plan that migrations seed, unedited."""
+    """Return whether the plans table contains only the plan that migrations seed, unedited."""
     from members.models import Plan
 
     seed = importlib.import_module("members.migrations.0002_seed_hot_desk_plan").HOT_DESK
@@ -425,7 +425,8 @@ def verify_backup(
 
     Rejects first what `restore` would reject before it changes anything: an archive that
     is damaged, from newer code or of another engine. The temporary database is of the
-    configured engine, is named uniquely per run, and is removed whatever happens.
+    configured engine and is named uniquely per run. It is dropped on success, on errors and
+    on SIGINT, SIGTERM or SIGHUP, but not when the process is killed with SIGKILL.
     Returns the manifest, and raises BackupError on any mismatch.
     """
     archive = Path(archive)

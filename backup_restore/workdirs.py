@@ -46,7 +46,7 @@ def locked_temporary_directory(prefix: str, parent: Path | None = None) -> Itera
 
 
 def _create_held_lock(directory: Path) -> int:
-    # Locked before it gets its final name, so no other run ever sees it unlocked.
+    # Locked before it gets its final name, so no other run can find it unlocked.
     pending = directory / f"{LOCK_NAME}.new"
     descriptor = os.open(pending, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
     fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)

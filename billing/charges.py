@@ -1,6 +1,6 @@
 """One-off charges on a membership's next invoice: meeting-room overage and its reversal.
 
-An `InvoiceItem` is recorded in the caller's transaction and told to the gateway after
+An `InvoiceItem` is recorded in the caller's transaction and sent to the gateway after
 commit (`sync_invoice_item`, run by a Celery task with retries). The next billing-period
 invoice picks up the pending items: the gateway's invoice lists the ids of the items it
 billed (`billing.services` attaches those), and an invoice that staff open for a manual

@@ -333,8 +333,9 @@ def book_room(
 ) -> Booking:
     """Book `room` for `member` from `start` to `end` and pay for it.
 
-    Credit pays first, oldest-expiring lot first; the rest is charged on the next invoice,
-    or the booking is rejected with the missing amount when the plan allows no overage.
+    Credit pays first, starting with the lot that expires first. The rest is charged on the
+    next invoice, unless the plan allows no overage: then the booking is rejected with the
+    missing amount.
     The member gets a confirmation email. Raises NotEligibleError, BookingConflictError,
     OverageNotAllowedError or BookingError, and then nothing is booked or paid.
     """

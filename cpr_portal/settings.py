@@ -232,7 +232,7 @@ STORAGES = {
     },
 }
 
-# Where `manage.py backup` writes archives and `restore` writes its safety backups.
+# Folder for the archives of `manage.py backup` and the safety backups of `restore`.
 CPR_BACKUP_DIR = env.path("CPR_BACKUP_DIR", default=BASE_DIR / "backups")
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://cpr-portal")}

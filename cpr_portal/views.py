@@ -57,7 +57,7 @@ def check_broker() -> str:
 def healthz(request):
     """Report whether this process reaches its database and Celery broker.
 
-    Answers GET and HEAD, since proxies and uptime monitors probe with either.
+    Accepts GET and HEAD, since proxies and uptime monitors probe with either.
     Returns 200 when both work (or the broker is not used, in eager mode) and 503 when
     either fails, so a proxy or container runtime can act on the status code. The body
     names each check and its result only: the endpoint is public, so it shows no host,

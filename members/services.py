@@ -484,7 +484,7 @@ def reinstate_membership(
 ) -> Membership:
     """Return a past-due or suspended membership to active once payment is recorded.
 
-    The member is told that the membership is active again.
+    The member gets an email that the membership is active again.
     """
     with transaction.atomic():
         reinstated = _transition(

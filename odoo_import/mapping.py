@@ -230,7 +230,7 @@ def _can_renew(current: Target, upcoming: Target) -> bool:
 def choose_current(targets: list[Target]) -> tuple[Target | None, list[tuple[Target, str]]]:
     """Pick the member's current membership and decide what each other candidate becomes.
 
-    The candidate with the lowest rank is current; a paid line that has not started yet
+    The candidate with the lowest rank is current. A paid line that has not started yet
     is current only when nothing else is, and then it is pending. Another candidate that
     has started becomes history. One that starts later is not imported now: a paid one
     that follows the current membership on the same plan renews it (its commitment end

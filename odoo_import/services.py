@@ -132,8 +132,9 @@ def _merge(
 
     `portal`, `odoo` and `recorded` hold stored values: the row's, Odoo's now, and what
     the import wrote last time. A field missing from `odoo` is left alone. A field that
-    Odoo changed is written while the portal still contains the recorded value (or nothing
-    was recorded); otherwise it is kept, as are the fields in `hold` that Odoo changed.
+    Odoo changed is written while the portal still contains the recorded value, or when
+    nothing was recorded. Otherwise the portal value is kept. Fields in `hold` that Odoo
+    changed are kept too.
     Returns the fields to write, the fields kept, and the values to record.
     """
     write, kept, new_record = [], [], dict(recorded)
@@ -750,8 +751,9 @@ def _refresh_keys(
 ) -> set[int]:
     """Recompute the member's keys after membership changes; return the ids of those changed.
 
-    A key loses access whenever its membership says so. It gains access only if the
-    import made its last change: a key the portal suspended or revoked stays so.
+    A key loses access whenever its membership no longer gives access. It gains access
+    only if the import made its last change, so a key the portal suspended or revoked
+    stays that way.
     """
     membership = access_services.current_membership(member.pk)
     allowed = []

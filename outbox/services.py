@@ -295,9 +295,9 @@ def deliver_email(*, email_id: int) -> Delivery:
 def _not_claimed(*, email_id: int, now: datetime.datetime) -> Delivery:
     """Return what a task that found the row sent, failed, claimed or not yet due does next.
 
-    A retry task may run a moment before the row's next attempt is due (the broker's
-    timer and the database clock differ), so a queued row that is not due yet gets a new
-    countdown for the rest of the wait instead of waiting for the sweep.
+    A retry task may run a moment before the row's next attempt is due, because the
+    broker's timer and the database clock differ. A queued row that is not due yet then
+    gets a new countdown for the rest of the wait instead of waiting for the sweep.
     """
     row = OutboxEmail.objects.filter(pk=email_id).values("status", "next_attempt_at").first()
     if row is None:

@@ -1,6 +1,6 @@
 """Fixtures of the meeting-room tests.
 
-The clock stands at 09:00 on Monday 2 March 2026 in San Juan (`now`). `member` is an
+The clock is set to 09:00 on Monday 2 March 2026 in San Juan (`now`). `member` is an
 active Hot Desk member whose first month was paid through the billing services, so the
 ledger holds a $150.00 grant that expires when the period ends on 2 April 2026.
 """
