@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "odoo_import",
     "outbox",
     "bookings",
+    "benchmarks",
 ]
 
 MIDDLEWARE = [
@@ -344,6 +345,10 @@ STRIPE_PORTAL_CONFIGURATION_ID = env("STRIPE_PORTAL_CONFIGURATION_ID", default="
 CPR_GRACE_PERIOD_DAYS = positive_int_env("CPR_GRACE_PERIOD_DAYS", 7)
 # Public address of the site, for links in emails and gateway return URLs.
 CPR_SITE_URL = env("CPR_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+# Benchmarks: CPR_BENCHMARK_VIEWS=true mounts the bare view at /bench/bare/, the floor
+# that bench/run measures pages against. Off in production.
+CPR_BENCHMARK_VIEWS = env.bool("CPR_BENCHMARK_VIEWS", default=False)
 
 # Meeting rooms. A booking cancelled at least this many hours before it starts gets its
 # credit back and its overage charge removed; a later cancellation keeps both.

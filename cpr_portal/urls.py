@@ -1,4 +1,5 @@
 from allauth.account.decorators import secure_admin_login
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
@@ -20,3 +21,6 @@ urlpatterns = [
     path("", include("bookings.urls")),
     path("", include("members.urls")),
 ]
+
+if settings.CPR_BENCHMARK_VIEWS:
+    urlpatterns.insert(0, path("bench/", include("benchmarks.urls")))
