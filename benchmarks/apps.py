@@ -3,5 +3,7 @@ from django.utils.translation import gettext_lazy as _
 
 
 class BenchmarksConfig(AppConfig):
+    """Tools that load a large data set for the benchmarks in `bench/`; no models."""
+
     name = "benchmarks"
-    verbose_name = _("Benchmarks")
+    verbose_name = _("benchmarks")
