@@ -28,6 +28,7 @@ from members.admin.base import (
     ActionsOnlyAdminMixin,
     PerRowReportMixin,
     ReadOnlyInlineMixin,
+    RelatedSearchMixin,
     admin_change_url,
     bound_reason_form,
 )
@@ -76,7 +77,13 @@ def _key_action(description: str, description_plural: str):
 
 
 @admin.register(AccessKey)
-class AccessKeyAdmin(ActionsOnlyAdminMixin, ServiceFormMixin, PerRowReportMixin, admin.ModelAdmin):
+class AccessKeyAdmin(
+    RelatedSearchMixin,
+    ActionsOnlyAdminMixin,
+    ServiceFormMixin,
+    PerRowReportMixin,
+    admin.ModelAdmin,
+):
     """Access keys, issued through "Issue key" and changed only through the actions.
 
     The add form is disabled because `issue_key` checks the member's membership and the
@@ -97,6 +104,8 @@ class AccessKeyAdmin(ActionsOnlyAdminMixin, ServiceFormMixin, PerRowReportMixin,
     )
     list_display_links = ("number",)
     list_filter = ("status", "sync_status", "kind", "staff_hold")
+    # A filtered list shows "Show all" instead of counting every row of the table.
+    show_full_result_count = False
     search_fields = ("number", *(f"member__{name}" for name in MEMBER_SEARCH_FIELDS))
     list_select_related = ("member",)
     inlines = (AccessEventInline,)

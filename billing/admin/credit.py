@@ -13,6 +13,7 @@ from billing import selectors, services
 from billing.forms import CreditAdjustmentForm
 from billing.models import CreditEntry
 from billing.money import format_usd
+from members.admin.base import RelatedSearchMixin
 from members.models import Member
 
 from .base import (
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 @admin.register(CreditEntry)
-class CreditEntryAdmin(ServiceFormMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class CreditEntryAdmin(RelatedSearchMixin, ServiceFormMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """The append-only credit ledger; staff change a balance only through "Adjust credit"."""
 
     list_display = (
@@ -44,6 +45,8 @@ class CreditEntryAdmin(ServiceFormMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     list_display_links = ("id", "created_at")
     list_filter = ("kind",)
+    # A filtered list shows "Show all" instead of counting every row of the table.
+    show_full_result_count = False
     search_fields = tuple(f"member__{name}" for name in MEMBER_SEARCH_FIELDS) + ("reference",)
     list_select_related = ("member", "created_by")
 

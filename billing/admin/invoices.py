@@ -7,9 +7,15 @@ from django.utils.translation import gettext_lazy
 from billing import selectors
 from billing.models import Invoice, InvoiceItem, Payment
 from billing.money import format_usd
-from members.admin.base import format_date
+from members.admin.base import RelatedSearchMixin, format_date
 
-from .base import MEMBER_SEARCH_FIELDS, ReadOnlyAdminMixin, link_to_member, link_to_membership
+from .base import (
+    MEMBER_SEARCH_FIELDS,
+    GatewayListFilter,
+    ReadOnlyAdminMixin,
+    link_to_member,
+    link_to_membership,
+)
 
 
 class PaymentInline(admin.TabularInline):
@@ -72,7 +78,9 @@ class InvoiceItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "gateway_reference",
     )
     list_display_links = ("id", "created_at")
-    list_filter = ("status", "gateway")
+    list_filter = ("status", GatewayListFilter)
+    # A filtered list shows "Show all" instead of counting every row of the table.
+    show_full_result_count = False
     search_fields = tuple(f"membership__member__{name}" for name in MEMBER_SEARCH_FIELDS) + (
         "reference",
         "gateway_reference",
@@ -89,7 +97,7 @@ class InvoiceItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class InvoiceAdmin(RelatedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Invoices, written only by the billing services from gateway events and payments."""
 
     list_display = (
@@ -103,7 +111,9 @@ class InvoiceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "gateway_reference",
     )
     list_display_links = ("id",)
-    list_filter = ("status", "gateway", "kind")
+    list_filter = ("status", GatewayListFilter, "kind")
+    # A filtered list shows "Show all" instead of counting every row of the table.
+    show_full_result_count = False
     search_fields = tuple(f"membership__member__{name}" for name in MEMBER_SEARCH_FIELDS) + (
         "gateway_reference",
     )

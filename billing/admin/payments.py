@@ -14,12 +14,13 @@ from billing import selectors, services
 from billing.forms import ManualPaymentForm
 from billing.models import Payment
 from billing.money import format_usd
-from members.admin.base import admin_change_url, format_date
+from members.admin.base import RelatedSearchMixin, admin_change_url, format_date
 from members.models import Membership
 from members.services import MembersError
 
 from .base import (
     MEMBER_SEARCH_FIELDS,
+    GatewayListFilter,
     ReadOnlyAdminMixin,
     ServiceFormMixin,
     has_model_permission,
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 
 @admin.register(Payment)
-class PaymentAdmin(ServiceFormMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class PaymentAdmin(RelatedSearchMixin, ServiceFormMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Payments. Staff add one only through "Record manual payment", which calls the service."""
 
     list_display = (
@@ -46,7 +47,9 @@ class PaymentAdmin(ServiceFormMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "recorded_by",
     )
     list_display_links = ("id", "received_at")
-    list_filter = ("method", "gateway")
+    list_filter = ("method", GatewayListFilter)
+    # A filtered list shows "Show all" instead of counting every row of the table.
+    show_full_result_count = False
     search_fields = tuple(f"membership__member__{name}" for name in MEMBER_SEARCH_FIELDS) + (
         "reference",
     )

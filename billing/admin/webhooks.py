@@ -35,6 +35,8 @@ class WebhookEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "short_error",
     )
     list_filter = ("status", "gateway", "event_type")
+    # A filtered list shows "Show all" instead of counting every row of the table.
+    show_full_result_count = False
     search_fields = ("event_id",)
     date_hierarchy = "received_at"
     fields = (

@@ -1,16 +1,24 @@
 """Helpers shared by the back-office pages: per-row reports and the reason page."""
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from django.contrib import messages
 from django.contrib.admin import ActionLocation
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.db.models import Model
+from django.contrib.admin.utils import (
+    NotRelationField,
+    get_fields_from_path,
+    lookup_spawns_duplicates,
+)
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models import Model, Q
 from django.forms import Form
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext as _
 
 from members.services import MembersError
@@ -26,6 +34,67 @@ def format_date(value) -> str:
 def admin_change_url(obj: Model) -> str:
     opts = obj._meta
     return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+
+
+def _is_field_path(model, path: str) -> bool:
+    """Return whether `path` names a field through relations, with no lookup at its end."""
+    try:
+        get_fields_from_path(model, path)
+    except (FieldDoesNotExist, NotRelationField):
+        return False
+    return True
+
+
+class RelatedSearchMixin:
+    """Match the search fields behind a relation in the related table, once per related row.
+
+    Django's admin search joins the related tables and tests every field on every joined
+    row, so a search of invoices by member name upper-cases and compares the member's name
+    once per invoice (about 80,000 times at 10,000 members). Here the fields behind each
+    relation, such as `membership__member__last_name`, are matched in the members table,
+    and the list keeps the rows whose relation is among the matches. The results are the
+    same as Django's: the search is split into words, with quoted phrases kept whole, and
+    each word must match at least one field (case-insensitive `icontains`). Search fields
+    with a prefix (`^`, `=`, `@`) or an explicit lookup get Django's own search.
+    """
+
+    def get_search_results(self, request, queryset, search_term):
+        fields = self.get_search_fields(request)
+        own_fields = []
+        related_fields = defaultdict(list)
+        for name in fields:
+            prefix, _sep, field = name.rpartition("__")
+            if name[0] in "^=@" or not _is_field_path(queryset.model, name):
+                return super().get_search_results(request, queryset, search_term)
+            if prefix:
+                related_fields[prefix].append(field)
+            else:
+                own_fields.append(field)
+        if not search_term or not related_fields:
+            return super().get_search_results(request, queryset, search_term)
+
+        opts = queryset.model._meta
+        related_models = {
+            prefix: get_fields_from_path(queryset.model, prefix)[-1].related_model
+            for prefix in related_fields
+        }
+        for word in smart_split(search_term):
+            if word.startswith(('"', "'")) and word[0] == word[-1]:
+                word = unescape_string_literal(word)
+            condition = Q()
+            for field in own_fields:
+                condition |= Q(**{f"{field}__icontains": word})
+            for prefix, names in related_fields.items():
+                match = Q()
+                for field in names:
+                    match |= Q(**{f"{field}__icontains": word})
+                matching = related_models[prefix]._default_manager.filter(match).values("pk")
+                condition |= Q(**{f"{prefix}__in": matching})
+            queryset = queryset.filter(condition)
+        may_have_duplicates = any(
+            lookup_spawns_duplicates(opts, prefix) for prefix in related_fields
+        )
+        return queryset, may_have_duplicates
 
 
 class PerRowReportMixin:

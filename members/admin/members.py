@@ -84,6 +84,8 @@ class MemberAdmin(admin.ModelAdmin):
     )
     list_display_links = ("member_name",)
     list_filter = (CurrentPlanFilter, CurrentMembershipStateFilter)
+    # A filtered list shows "Show all" instead of counting every row of the table.
+    show_full_result_count = False
     search_fields = ("first_name", "last_name", "email", "company")
     # The login follows the member through the services (approval, email changes), so
     # staff cannot point a member at another person's login here.

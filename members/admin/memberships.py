@@ -14,6 +14,7 @@ from .base import (
     ActionsOnlyAdminMixin,
     PerRowReportMixin,
     ReadOnlyInlineMixin,
+    RelatedSearchMixin,
     bound_reason_form,
     format_date,
 )
@@ -43,7 +44,9 @@ def _membership_action(description: str, description_plural: str):
 
 
 @admin.register(Membership)
-class MembershipAdmin(ActionsOnlyAdminMixin, PerRowReportMixin, admin.ModelAdmin):
+class MembershipAdmin(
+    RelatedSearchMixin, ActionsOnlyAdminMixin, PerRowReportMixin, admin.ModelAdmin
+):
     """Memberships, changed only through the actions, which call the lifecycle services.
 
     Memberships are created by approving an application, so there is no add form, and
@@ -64,6 +67,8 @@ class MembershipAdmin(ActionsOnlyAdminMixin, PerRowReportMixin, admin.ModelAdmin
     )
     list_display_links = ("id", "member")
     list_filter = ("state", "plan")
+    # A filtered list shows "Show all" instead of counting every row of the table.
+    show_full_result_count = False
     search_fields = ("member__first_name", "member__last_name", "member__email")
     list_select_related = ("member", "plan")
     inlines = (MembershipEventInline,)
