@@ -21,12 +21,12 @@ import os
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # The Stripe invoice.paid event in the shape of API version 2025-03-31.basil, the same
 # fixture the webhook tests sign.
 INVOICE_PAID_FIXTURE = PROJECT_DIR / "tests" / "billing" / "stripe_payloads" / "invoice_paid.json"
-STAFF_EMAIL = "bench-staff@example.org"
 # Prefix of the event, invoice and payment ids of the benchmark's webhook deliveries.
 BENCH_ID_PREFIX = "bench"
 
@@ -46,45 +46,25 @@ def write_json(path: str, data) -> None:
 # --- prepare ---------------------------------------------------------------------------
 
 
-def signed_in_session(user) -> str:
-    """Store a session signed in as `user`, the way django.contrib.auth.login does; return its key.
-
-    allauth checks the second factor only while signing in, so a session of a staff user
-    with a TOTP authenticator opens the back office like one that passed the code.
-    """
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.db import SessionStore
-
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "allauth.account.auth_backends.AuthenticationBackend"
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.set_expiry(datetime.timedelta(days=1))
-    session.create()
-    return session.session_key
-
-
-def bench_staff_user():
-    """Return the benchmark's superuser, with a TOTP authenticator, creating both once."""
-    import base64
-    import secrets
-
-    from allauth.mfa.models import Authenticator
-    from allauth.mfa.utils import encrypt
+def staff_session() -> str:
+    """Return a session key of seed_scale's superuser, signed in with two factors."""
     from django.contrib.auth import get_user_model
 
-    user_model = get_user_model()
-    user = user_model.objects.filter(email=STAFF_EMAIL).first()
-    if user is None:
-        user = user_model.objects.create_superuser(
-            username="bench-staff", email=STAFF_EMAIL, password=secrets.token_urlsafe(24)
+    from benchmarks import logins
+
+    staff = get_user_model().objects.filter(username=logins.STAFF_USERNAME).first()
+    if staff is None:
+        raise SystemExit(
+            f"error: the benchmark database has no staff user {logins.STAFF_USERNAME!r}. "
+            "Seed it with `manage.py seed_scale` first."
         )
-    if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
-        secret = base64.b32encode(secrets.token_bytes(20)).decode()
-        Authenticator.objects.create(
-            user=user, type=Authenticator.Type.TOTP, data={"secret": encrypt(secret)}
-        )
-    return user
+    return logins.signed_in_session(staff, with_mfa=True)
+
+
+def member_session(member) -> str:
+    from benchmarks import logins
+
+    return logins.signed_in_session(member.user, with_mfa=False)
 
 
 def sample_member():
@@ -118,7 +98,6 @@ def prepare(args) -> None:
     from bookings.models import Room
     from members.models import Membership
 
-    staff = bench_staff_user()
     member = sample_member()
     membership = member.memberships.filter(state=Membership.State.ACTIVE).first()
     room = Room.objects.order_by("pk").first()
@@ -131,8 +110,8 @@ def prepare(args) -> None:
     term = member.last_name
     key_term = key.number if key is not None else term
     fixture = {
-        "staff_session": signed_in_session(staff),
-        "member_session": signed_in_session(member.user),
+        "staff_session": staff_session(),
+        "member_session": member_session(member),
         "member_id": member.pk,
         "membership_id": membership.pk,
         "room_id": room.pk,
@@ -166,25 +145,29 @@ def prepare(args) -> None:
             },
             {
                 "name": "admin members",
-                "path": f"/admin/members/member/?q={term}&current_state=active",
+                "path": "/admin/members/member/?"
+                + urlencode({"q": term, "current_state": "active"}),
                 "kind": "admin",
                 "session": "staff",
             },
             {
                 "name": "admin memberships",
-                "path": f"/admin/members/membership/?q={term}&state__exact=active",
+                "path": "/admin/members/membership/?"
+                + urlencode({"q": term, "state__exact": "active"}),
                 "kind": "admin",
                 "session": "staff",
             },
             {
                 "name": "admin invoices",
-                "path": f"/admin/billing/invoice/?q={term}&status__exact=paid",
+                "path": "/admin/billing/invoice/?"
+                + urlencode({"q": term, "status__exact": "paid"}),
                 "kind": "admin",
                 "session": "staff",
             },
             {
                 "name": "admin keys",
-                "path": f"/admin/access/accesskey/?q={key_term}&status__exact=active",
+                "path": "/admin/access/accesskey/?"
+                + urlencode({"q": key_term, "status__exact": "active"}),
                 "kind": "admin",
                 "session": "staff",
             },
@@ -353,9 +336,9 @@ def profile_page(args) -> None:
 
     client = Client()
     if args.signed_in_as == "staff":
-        client.cookies[settings.SESSION_COOKIE_NAME] = signed_in_session(bench_staff_user())
+        client.cookies[settings.SESSION_COOKIE_NAME] = staff_session()
     elif args.signed_in_as == "member":
-        client.cookies[settings.SESSION_COOKIE_NAME] = signed_in_session(sample_member().user)
+        client.cookies[settings.SESSION_COOKIE_NAME] = member_session(sample_member())
     client.get(args.path, secure=True)
     profiler = Profiler(interval=0.0005)
     started = time.perf_counter()
