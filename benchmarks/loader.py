@@ -92,4 +92,8 @@ def truncate(models_to_clear: list[type[models.Model]]) -> None:
     """Empty the tables of `models_to_clear` (and rows that point at them) in one statement."""
     names = ", ".join(connection.ops.quote_name(model._meta.db_table) for model in models_to_clear)
     with connection.cursor() as cursor:
+        # TRUNCATE refuses tables with deferred foreign-key checks still pending in this
+        # transaction (rows written earlier in it), so those checks run first.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")

@@ -538,7 +538,10 @@ class Seeder:
             earliest = self.today - datetime.timedelta(days=1100)
         if state == State.PENDING:
             # Some paid and due today (the activation job's work), the rest waiting.
-            start = self.today + datetime.timedelta(days=rng.randint(-BACKLOG_DAYS, 30))
+            if rng.random() < 0.3:
+                start = self.today - datetime.timedelta(days=rng.randint(0, BACKLOG_DAYS))
+            else:
+                start = self.today + datetime.timedelta(days=rng.randint(1, 30))
         else:
             span = max((self.today - earliest).days, 31)
             start = self.today - datetime.timedelta(days=rng.randint(31, span))
