@@ -7,4 +7,5 @@ from . import views
 app_name = "benchmarks"
 urlpatterns = [
     path("bare/", views.bare, name="bare"),
+    path("layout/", views.layout, name="layout"),
 ]

@@ -46,6 +46,25 @@ def test_bare_view_renders_without_queries(client, mounted, django_assert_num_qu
 
 
 @pytest.mark.django_db
+def test_layout_view_renders_without_queries(client, mounted, django_assert_num_queries):
+    mounted(True)
+
+    with django_assert_num_queries(0):
+        response = client.get("/bench/layout/")
+
+    assert response.status_code == 200
+    assert b"Layout benchmark view." in response.content
+    assert "base.html" in [template.name for template in response.templates]
+
+
+@pytest.mark.django_db
+def test_layout_view_is_absent_by_default(client, mounted):
+    mounted(False)
+
+    assert client.get("/bench/layout/").status_code == 404
+
+
+@pytest.mark.django_db
 def test_bare_view_rejects_post(client, mounted):
     mounted(True)
 
