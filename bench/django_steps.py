@@ -117,6 +117,7 @@ def prepare(args) -> None:
         "room_id": room.pk,
         "pages": [
             {"name": "bare", "path": "/bench/bare/", "kind": "floor", "session": None},
+            {"name": "layout", "path": "/bench/layout/", "kind": "reference", "session": None},
             {"name": "home", "path": "/", "kind": "public", "session": None},
             {"name": "apply", "path": "/apply/", "kind": "public", "session": None},
             {
