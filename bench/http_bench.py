@@ -149,7 +149,7 @@ class Services:
                 str(VENV_BIN / "celery"),
                 "--app=cpr_portal",
                 "worker",
-                "--loglevel=WARNING",
+                "--loglevel=INFO",
                 f"--concurrency={worker_concurrency}",
                 f"--hostname=bench-{os.getpid()}@%h",
             ],
@@ -270,7 +270,6 @@ def server_env(
             # testserver is the host of the in-process requests that count queries.
             "DJANGO_ALLOWED_HOSTS": f"{HOST},localhost,testserver",
             "DJANGO_STATIC_ROOT": str(static_root),
-            "DJANGO_LOG_LEVEL": "WARNING",
             "DATABASE_URL": database_url,
             "CACHE_URL": args.redis_url,
             "CELERY_BROKER_URL": args.redis_url,
