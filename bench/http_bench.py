@@ -44,7 +44,7 @@ logger = logging.getLogger("bench")
 
 
 class BenchError(Exception):
-    """A step of the benchmark failed; the message says which and what to do."""
+    """A step of the benchmark failed; the message names the step and what to do."""
 
 
 # --- Machine and processes -------------------------------------------------------------------
@@ -172,7 +172,7 @@ class Services:
                 if response.status == 200:
                     return
             time.sleep(0.5)
-        raise BenchError(f"{url} did not answer 200 within {timeout:.0f} s; see {self.log_dir}.")
+        raise BenchError(f"{url} did not return 200 within {timeout:.0f} s; see {self.log_dir}.")
 
     def stop_all(self) -> None:
         for process in self.processes:
@@ -194,7 +194,7 @@ class Services:
 
 
 class Databases:
-    """PostgreSQL databases that the run creates, and drops on exit unless told to keep them."""
+    """PostgreSQL databases that the run creates, and drops on exit unless --keep-db is given."""
 
     def __init__(self, server_url: str, keep: bool):
         self.server_url = server_url.rstrip("/")
@@ -229,6 +229,15 @@ class Databases:
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
         self.created.remove(name)
+
+    def drop_if_exists(self, name: str) -> None:
+        """Drop a database that another program created, unless --keep-db is given."""
+        if self.keep:
+            return
+        with self._admin() as connection:
+            connection.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
     def drop_all(self) -> None:
         if self.keep:
@@ -495,7 +504,7 @@ def parse_args(argv=None):
         "--webhook-events", type=int, default=3000, help="Distinct webhook events to send (3000)."
     )
     parser.add_argument(
-        "--webhook-seconds", type=float, default=15, help="Longest webhook load, seconds (15)."
+        "--webhook-seconds", type=float, default=15, help="Maximum seconds of webhook load (15)."
     )
     parser.add_argument(
         "--webhook-drain-timeout",
@@ -526,7 +535,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--check",
         action="store_true",
-        help="CI mode: fail unless every page answers as expected, query counts do not grow "
+        help="CI mode: fail unless every page returns 200, query counts do not grow "
         "with the data and webhooks are processed once. Timings are reported, not checked, "
         "and BENCHMARKS.md is left alone.",
     )
@@ -649,18 +658,34 @@ def benchmark(args, work: Path) -> dict:
 
 
 def run_batch(args, work: Path) -> dict | None:
-    """Run helper bench/batch.py at the same size and return its "batch" section."""
+    """Run bench/batch.py at the same size and seed, and return what it wrote."""
     script = BENCH_DIR / "batch.py"
     if not script.exists():
         logger.warning("bench/batch.py is missing; the batch jobs are not measured")
         return None
     out = work / "batch.json"
-    run(
-        [sys.executable, str(script), "--members", str(args.members), "--json", str(out)],
-        env=dict(os.environ),
-        timeout=3600,
-        log_path=work / "batch.log",
-    )
+    # bench/batch.py drops and recreates the database it is given, so it gets its own.
+    database_url = f"{args.postgres_url.rstrip('/')}/{args.database}_batch"
+    try:
+        run(
+            [
+                sys.executable,
+                str(script),
+                "--members",
+                str(args.members),
+                "--seed",
+                str(args.seed),
+                "--database-url",
+                database_url,
+                "--json",
+                str(out),
+            ],
+            env=dict(os.environ),
+            timeout=3600,
+            log_path=work / "batch.log",
+        )
+    finally:
+        Databases(args.postgres_url, keep=args.keep_db).drop_if_exists(f"{args.database}_batch")
     return json.loads(out.read_text())
 
 
