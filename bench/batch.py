@@ -4,8 +4,8 @@
     .venv/bin/python bench/batch.py --members 10000 --json bench/results/batch-10000.json
 
 The run (re)creates a PostgreSQL database whose name contains "bench" (default
-`cpr_bench_batch` on 127.0.0.1), fills it with `manage.py seed_scale`, then times, in
-this order: the stuck payment events that grant credit, the scheduled membership jobs
+`cpr_bench_batch` on 127.0.0.1) and fills it with `manage.py seed_scale`. It then times,
+in this order: the stuck payment events that grant credit, the scheduled membership jobs
 (activation, the grace-period check, term ends, scheduled cancellations), credit
 expiry, access-key reconciliation, the outbox sweep and the sending of the emails it
 queued, commitment reminders, a backup, a restore of that backup, and `import_odoo` of
@@ -186,7 +186,7 @@ def run_batch(
     )
 
     # The payment events whose task was lost arrived before the jobs below ran, so they
-    # go first; each one opens and pays an invoice and grants the period's credit.
+    # go first. Each one opens and pays an invoice and grants the period's credit.
     def process_all_stuck_events():
         processed = []
         while batch := billing.process_stuck_webhook_events():
@@ -315,22 +315,29 @@ def drop_database(database_url: str) -> None:
 def growth_table(small: dict, large: dict) -> str:
     """Return a Markdown table of each step's seconds in two runs and how much it grew.
 
-    Growth is large seconds / small seconds. Linear growth from 1,000 to 10,000 members
-    is 10, so a factor at or under the members ratio is linear or better.
+    Growth is large seconds / small seconds, so with 1,000 and 10,000 members a factor
+    of 10 or less is linear or better. The jobs' work grows with the members, so the
+    milliseconds per item (for steps that count items) show the cost of one unit of work.
     """
     ratio = large["members"] / small["members"]
     lines = [
         f"| step | {small['members']:,} members (s) | {large['members']:,} members (s) "
-        f"| growth (linear = {ratio:g}) | queries at {large['members']:,} |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        f"| growth (linear = {ratio:g}) | ms per item | queries at {large['members']:,} |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, entry in large["batch"].items():
-        before = small["batch"].get(name, {}).get("seconds")
+        before_entry = small["batch"].get(name, {})
+        before = before_entry.get("seconds")
         after = entry["seconds"]
         growth = f"{after / before:.1f}" if before else "n/a"
+        per_item = "n/a"
+        if before_entry.get("items") and entry.get("items"):
+            per_item = (
+                f"{1000 * before / before_entry['items']:.1f} → {1000 * after / entry['items']:.1f}"
+            )
         lines.append(
             f"| {name} | {before if before is not None else 'n/a'} | {after} | {growth} "
-            f"| {entry.get('queries', '')} |"
+            f"| {per_item} | {entry.get('queries', '')} |"
         )
     return "\n".join(lines)
 
