@@ -17,7 +17,7 @@ STEPS = {
     "term_ends", "scheduled_cancellations", "credit_expiry", "access_reconcile",
     "outbox_sweep", "outbox_send", "commitment_reminders", "backup", "restore", "odoo_import",
 }  # fmt: skip
-# Steps whose work the seed always leaves, even at a few hundred members.
+# Steps that find work at a few hundred members: the seed leaves it for them on purpose.
 STEPS_WITH_WORK = (
     "credit_grants", "grace_period_suspensions", "credit_expiry", "access_reconcile",
     "outbox_sweep", "outbox_send", "odoo_import",
