@@ -102,7 +102,7 @@ def test_rows_keep_the_rules():
         assert cursor.fetchone()[0] == 0
     assert Booking.objects.filter(status=Booking.Status.CONFIRMED).exists()
     assert Booking.objects.filter(status=Booking.Status.CANCELLED).exists()
-    # At most one current membership per member, as the partial unique constraint says.
+    # At most one current membership per member, as the partial unique constraint requires.
     current = Membership.objects.filter(state__in=Membership.CURRENT_STATES)
     assert current.count() == current.values("member").distinct().count()
 
