@@ -715,7 +715,7 @@ def main(argv=None) -> int:
         day = results["date"][:10]
         raw = args.results_dir / f"{day}-{args.members}.json"
         raw.write_text(json.dumps(results, indent=2, default=str) + "\n")
-        report.write_benchmarks_md(results, raw_path=raw.relative_to(PROJECT_DIR))
+        report.write_benchmarks_md(results, raw_path=os.path.relpath(raw, PROJECT_DIR))
         logger.info("Wrote %s and BENCHMARKS.md", raw)
     shutil.rmtree(work, ignore_errors=True)
     return 0
