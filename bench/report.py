@@ -73,7 +73,8 @@ def batch_table(batch: dict) -> list[str]:
         seconds = job.get("seconds")
         within = "—" if not isinstance(seconds, int | float) else _met(seconds < BATCH_SECONDS)
         details = ", ".join(f"{key}: {value}" for key, value in job.items() if key != "seconds")
-        lines.append(f"| {name} | {seconds if seconds is not None else '—'} | {within} | {details} |")
+        shown = "—" if seconds is None else seconds
+        lines.append(f"| {name} | {shown} | {within} | {details} |")
     return lines
 
 
