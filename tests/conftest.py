@@ -17,6 +17,7 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 
+from cpr_portal.catalogue import compile_catalogues
 from tests.factories import StaffUserFactory, enable_totp
 
 REQUIRE_SERVICES = os.environ.get("CPR_REQUIRE_SERVICES") == "1"
@@ -87,6 +88,11 @@ def _require_shellcheck(request):
     if REQUIRE_SERVICES:
         pytest.fail(message)
     pytest.skip(message)
+
+
+def pytest_configure(config):
+    """Compile the translation catalogue, which a fresh clone has only as .po files."""
+    compile_catalogues()
 
 
 def pytest_sessionfinish(session, exitstatus):

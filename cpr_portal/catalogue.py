@@ -1,0 +1,129 @@
+"""Compile and check the translation catalogues under locale/.
+
+    python -m cpr_portal.catalogue compile   # .po -> .mo, only where the .mo is stale
+    python -m cpr_portal.catalogue check     # untranslated or fuzzy messages fail
+    python -m cpr_portal.catalogue update    # makemessages with the project's options
+
+Compiling uses polib, so `make run`, `make test` and the Docker build need no GNU
+gettext. Updating and the drift check run Django's makemessages, which needs xgettext.
+"""
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import polib
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+LOCALE_DIR = BASE_DIR / "locale"
+# The options of every makemessages run. Locations name the file only, so moving a line
+# changes nothing in the catalogue; obsolete messages are dropped, not kept as "#~".
+MAKEMESSAGES_OPTIONS = {
+    "locale": ["es"],
+    "domain": "django",
+    "add_location": "file",
+    "no_obsolete": True,
+    "ignore_patterns": ["tests/*", "staticfiles/*", "backups/*", "media/*", "locale/*"],
+}
+
+
+def catalogue_paths() -> list[Path]:
+    """Return every .po file under locale/."""
+    return sorted(LOCALE_DIR.glob("*/LC_MESSAGES/*.po"))
+
+
+def compile_catalogues(*, force: bool = False) -> list[Path]:
+    """Write the .mo beside each .po that is newer than it (or all with `force`).
+
+    Each .mo is written to a temporary file and renamed, so parallel test workers that
+    compile at the same time never read half a file. Returns the .mo files written.
+    """
+    written = []
+    for po_path in catalogue_paths():
+        mo_path = po_path.with_suffix(".mo")
+        if not force and mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+            continue
+        handle, temporary = tempfile.mkstemp(dir=po_path.parent, suffix=".mo.tmp")
+        os.close(handle)
+        try:
+            polib.pofile(str(po_path)).save_as_mofile(temporary)
+            os.replace(temporary, mo_path)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+        written.append(mo_path)
+    return written
+
+
+def message_key(entry: polib.POEntry) -> tuple[str, str, str]:
+    """Return what identifies a message: its context, msgid and plural msgid."""
+    return (entry.msgctxt or "", entry.msgid, entry.msgid_plural or "")
+
+
+def live_entries(catalogue: polib.POFile) -> list[polib.POEntry]:
+    """Return the entries of `catalogue` except the header and obsolete ones."""
+    return [entry for entry in catalogue if not entry.obsolete and entry.msgid]
+
+
+def untranslated_or_fuzzy(po_path: Path) -> list[str]:
+    """Return a line for each message of `po_path` that has no translation or is fuzzy."""
+    problems = []
+    for entry in live_entries(polib.pofile(str(po_path))):
+        if "fuzzy" in entry.flags:
+            problems.append(f"fuzzy: {entry.msgid!r}")
+        elif not entry.translated():
+            problems.append(f"untranslated: {entry.msgid!r}")
+    return problems
+
+
+def check_catalogues() -> list[str]:
+    """Return every problem of the committed catalogues (none found: an empty list)."""
+    paths = catalogue_paths()
+    if not paths:
+        return [f"no catalogue found under {LOCALE_DIR}; run `make messages`"]
+    problems = []
+    for po_path in paths:
+        problems += [
+            f"{po_path.relative_to(BASE_DIR)}: {line}" for line in untranslated_or_fuzzy(po_path)
+        ]
+    return problems
+
+
+def update_catalogues() -> None:
+    """Run makemessages with MAKEMESSAGES_OPTIONS, from the project folder."""
+    import django
+    from django.core.management import call_command
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cpr_portal.settings")
+    django.setup()
+    os.chdir(BASE_DIR)
+    call_command("makemessages", verbosity=1, **MAKEMESSAGES_OPTIONS)
+
+
+def main(argv: list[str]) -> int:
+    command = argv[1] if len(argv) > 1 else ""
+    if command == "compile":
+        for mo_path in compile_catalogues(force="--force" in argv):
+            print(f"compiled {mo_path.relative_to(BASE_DIR)}")
+        return 0
+    if command == "check":
+        problems = check_catalogues()
+        for line in problems:
+            print(line, file=sys.stderr)
+        if problems:
+            print(f"{len(problems)} message(s) need a translation; see above.", file=sys.stderr)
+            return 1
+        print("Every message of the catalogue is translated.")
+        return 0
+    if command == "update":
+        update_catalogues()
+        return 0
+    print(
+        "usage: python -m cpr_portal.catalogue compile [--force] | check | update", file=sys.stderr
+    )
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
