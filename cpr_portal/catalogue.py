@@ -2,6 +2,7 @@
 
     python -m cpr_portal.catalogue compile   # .po -> .mo, only where the .mo is stale
     python -m cpr_portal.catalogue check     # untranslated or fuzzy messages fail
+    python -m cpr_portal.catalogue drift     # fails when makemessages would change msgids
     python -m cpr_portal.catalogue update    # makemessages with the project's options
 
 Compiling uses polib, so `make run`, `make test` and the Docker build need no GNU
@@ -9,6 +10,8 @@ gettext. Updating and the drift check run Django's makemessages, which needs xge
 """
 
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -90,6 +93,46 @@ def check_catalogues() -> list[str]:
     return problems
 
 
+# Left out of the copy that the drift check runs makemessages in.
+COPY_IGNORE = shutil.ignore_patterns(
+    ".*", "__pycache__", "*.mo", "staticfiles", "media", "backups", "node_modules", "*.sqlite3"
+)
+
+
+def catalogue_drift() -> list[str]:
+    """Return the msgids that makemessages would add to or drop from the catalogues.
+
+    makemessages runs on a copy of the project, so the committed files stay untouched.
+    Only the messages count: locations, the header (POT-Creation-Date) and the order of
+    entries are ignored. Needs xgettext (GNU gettext).
+    """
+    if shutil.which("xgettext") is None:
+        return ["xgettext is missing: install GNU gettext (apt-get install gettext)"]
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="cpr-makemessages-") as temporary:
+        copy = Path(temporary) / "project"
+        shutil.copytree(BASE_DIR, copy, ignore=COPY_IGNORE)
+        environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "cpr_portal.settings"}
+        environment.pop("DJANGO_DEBUG", None)
+        result = subprocess.run(  # noqa: S603 (our own interpreter and module)
+            [sys.executable, "-m", "cpr_portal.catalogue", "update"],
+            cwd=copy,
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            return [f"makemessages failed ({result.returncode}): {result.stderr.strip()}"]
+        for po_path in catalogue_paths():
+            relative = po_path.relative_to(BASE_DIR)
+            committed = {message_key(e) for e in live_entries(polib.pofile(str(po_path)))}
+            fresh = {message_key(e) for e in live_entries(polib.pofile(str(copy / relative)))}
+            problems += [f"{relative}: missing {key[1]!r}" for key in sorted(fresh - committed)]
+            problems += [f"{relative}: stale {key[1]!r}" for key in sorted(committed - fresh)]
+    return problems
+
+
 def update_catalogues() -> None:
     """Run makemessages with MAKEMESSAGES_OPTIONS, from the project folder."""
     import django
@@ -115,6 +158,15 @@ def main(argv: list[str]) -> int:
             print(f"{len(problems)} message(s) need a translation; see above.", file=sys.stderr)
             return 1
         print("Every message of the catalogue is translated.")
+        return 0
+    if command == "drift":
+        problems = catalogue_drift()
+        for line in problems:
+            print(line, file=sys.stderr)
+        if problems:
+            print("Run `make messages`, translate the new messages and commit.", file=sys.stderr)
+            return 1
+        print("makemessages would not change the catalogue.")
         return 0
     if command == "update":
         update_catalogues()
