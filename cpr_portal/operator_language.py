@@ -16,7 +16,7 @@ LOCALE_VARIABLES = ("CPR_COMMAND_LANGUAGE", "LANGUAGE", "LC_ALL", "LC_MESSAGES",
 
 
 def operator_language() -> str:
-    """Return the code of settings.LANGUAGES that the operator's locale asks for."""
+    """Return the code of settings.LANGUAGES that the operator's locale requests."""
     for variable in LOCALE_VARIABLES:
         value = os.environ.get(variable, "").strip()
         if not value:

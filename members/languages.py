@@ -1,4 +1,4 @@
-"""Which language a person reads: the stored choice of a member or login, or a default.
+"""The language a person reads: the stored choice of a member or login, or a default.
 
 Pages follow the browser's preference (LocaleMiddleware) until a signed-in person has a
 stored choice, which then wins (see `members.middleware.StoredLanguageMiddleware`).

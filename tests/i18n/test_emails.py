@@ -99,9 +99,9 @@ def test_email_spanish(name, variant):
 def test_email_formats_spanish(name):
     spec = TEMPLATES[name]
     email = spanish_email(name, VARIANTS.get(name, [{}])[0])
-    shown = (set(spec.dates) | set(spec.money)) & set(spec.required)
+    displayed_keys = (set(spec.dates) | set(spec.money)) & set(spec.required)
 
-    for key in shown:
+    for key in displayed_keys:
         expected = SPANISH_AMOUNT if key in spec.money else SPANISH_DAY
         assert expected in email.text, (key, email.text)
         assert expected in email.html, key
