@@ -48,3 +48,8 @@ class OperatorLanguageMixin:
     def execute(self, *args, **options):
         with translation.override(operator_language()):
             return super().execute(*args, **options)
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        # argparse needs a str; a lazy `help` becomes one in the active language.
+        self.help = str(self.help)
+        return super().create_parser(prog_name, subcommand, **kwargs)

@@ -91,8 +91,14 @@ def _require_shellcheck(request):
 
 
 def pytest_configure(config):
-    """Compile the translation catalogue, which a fresh clone has only as .po files."""
+    """Compile the translation catalogue, and run management commands in English.
+
+    A fresh clone has only the .po files. The commands follow the operator's locale, so a
+    Spanish shell would otherwise change the output that the tests read; manage.py
+    subprocesses inherit the variable too.
+    """
     compile_catalogues()
+    os.environ["CPR_COMMAND_LANGUAGE"] = "en"
 
 
 def pytest_sessionfinish(session, exitstatus):
