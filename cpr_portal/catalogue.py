@@ -144,6 +144,17 @@ def update_catalogues() -> None:
     call_command("makemessages", verbosity=1, **MAKEMESSAGES_OPTIONS)
 
 
+def report(problems: list[str], *, passed: str, next_step: str) -> int:
+    """Print `problems` and `next_step` to stderr and return 1, or print `passed` and return 0."""
+    for line in problems:
+        print(line, file=sys.stderr)
+    if problems:
+        print(next_step, file=sys.stderr)
+        return 1
+    print(passed)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else ""
     if command == "compile":
@@ -151,28 +162,23 @@ def main(argv: list[str]) -> int:
             print(f"compiled {mo_path.relative_to(BASE_DIR)}")
         return 0
     if command == "check":
-        problems = check_catalogues()
-        for line in problems:
-            print(line, file=sys.stderr)
-        if problems:
-            print(f"{len(problems)} message(s) need a translation; see above.", file=sys.stderr)
-            return 1
-        print("Every message of the catalogue is translated.")
-        return 0
+        return report(
+            check_catalogues(),
+            passed="Every message of the catalogue is translated.",
+            next_step="Translate the messages above and remove their fuzzy flags.",
+        )
     if command == "drift":
-        problems = catalogue_drift()
-        for line in problems:
-            print(line, file=sys.stderr)
-        if problems:
-            print("Run `make messages`, translate the new messages and commit.", file=sys.stderr)
-            return 1
-        print("makemessages would not change the catalogue.")
-        return 0
+        return report(
+            catalogue_drift(),
+            passed="makemessages would not change the catalogue.",
+            next_step="Run `make messages`, translate the new messages and commit.",
+        )
     if command == "update":
         update_catalogues()
         return 0
     print(
-        "usage: python -m cpr_portal.catalogue compile [--force] | check | update", file=sys.stderr
+        "usage: python -m cpr_portal.catalogue compile [--force] | check | drift | update",
+        file=sys.stderr,
     )
     return 2
 

@@ -1,7 +1,5 @@
 """Every email in Spanish, and each one sent in its recipient's language."""
 
-from decimal import Decimal
-
 import pytest
 from django.core import mail
 from django.urls import reverse
@@ -9,7 +7,6 @@ from django.utils import translation
 
 from access import services as access_services
 from access.models import AccessKey
-from billing import services as billing_services
 from bookings import services as bookings_services
 from members import emails as member_emails
 from members import services as member_services
@@ -17,9 +14,10 @@ from members.models import LanguagePreference
 from outbox.catalog import TEMPLATES, render_email
 from outbox.models import OutboxEmail
 from tests.accounts.helpers import request_login_code
-from tests.factories import ApplicationFactory, MembershipFactory, MemberWithUserFactory
+from tests.bookings.conftest import at, paid_member
+from tests.factories import ApplicationFactory, MemberWithUserFactory
 
-from .conftest import TUESDAY, at
+from .conftest import TUESDAY
 from .english import english_left, visible_text
 
 pytestmark = pytest.mark.django_db
@@ -141,18 +139,9 @@ def test_approval_by_english_staff_in_spanish(
 def test_member_emails_follow_stored_language(
     hot_desk, now, room, django_capture_on_commit_callbacks
 ):
-    member = MemberWithUserFactory(email="ana@example.com", language="es")
-    membership = MembershipFactory(member=member, plan=hot_desk, start_date=now.date())
-
     with translation.override("en"), django_capture_on_commit_callbacks(execute=True):
-        billing_services.record_manual_payment(
-            membership=membership,
-            amount=Decimal("250.00"),
-            method="cash",
-            reference="",
-            received_at=now.date(),
-            actor=None,
-        )
+        # paid_member records a cash payment of the first month.
+        member = paid_member(hot_desk, email="ana@example.com", language="es")
         access_services.issue_key(
             member=member, number="FOB-0042", kind=AccessKey.Kind.FOB, actor=None
         )
@@ -171,18 +160,8 @@ def test_member_emails_follow_stored_language(
 
 
 def test_english_member_gets_english(hot_desk, now, django_capture_on_commit_callbacks):
-    member = MemberWithUserFactory(email="ben@example.com", language="en")
-    membership = MembershipFactory(member=member, plan=hot_desk, start_date=now.date())
-
     with translation.override("es"), django_capture_on_commit_callbacks(execute=True):
-        billing_services.record_manual_payment(
-            membership=membership,
-            amount=Decimal("250.00"),
-            method="cash",
-            reference="",
-            received_at=now.date(),
-            actor=None,
-        )
+        paid_member(hot_desk, email="ben@example.com", language="en")
 
     row = OutboxEmail.objects.get(template="payment_received")
     assert (row.language, row.context["method"]) == ("en", "Cash")
