@@ -311,6 +311,8 @@ class Command(OperatorLanguageMixin, BaseCommand):
         if self.verbosity < level:
             return
         style = self.style.ERROR if outcome.verb == "conflict" else None
+        # NOTE: the detail of an outcome, and the source's warnings and errors, come from
+        # odoo_import's services in English; only the verb label is translated.
         label = str(VERB_LABELS[outcome.verb])
         self._write(
             f"{label:<8} {outcome.entity:<10} {outcome.ref:<14} {outcome.detail}", style=style
