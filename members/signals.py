@@ -24,7 +24,6 @@ from django.contrib.auth.signals import user_logged_in as django_user_logged_in
 from django.contrib.auth.signals import user_logged_out, user_login_failed
 from django.db.models.signals import post_save
 from django.dispatch import receiver
-from django.utils import translation
 
 from . import services
 from .languages import stored_language
@@ -67,15 +66,14 @@ def restore_stored_language(sender, request, user, **kwargs):
     """Put the person's stored language in the new session, where it wins over the browser.
 
     Django's signal, not allauth's, so every sign-in (allauth, the admin, the test
-    client) restores it. A person without a stored language keeps the browser's.
+    client) restores it. A person without a stored language keeps the browser's. The
+    next request activates it (StoredLanguageMiddleware); sign-in ends with a redirect.
     """
     if request is None or not hasattr(request, "session"):
         return
     language = stored_language(user)
     if language:
         request.session[settings.CPR_LANGUAGE_SESSION_KEY] = language
-        translation.activate(language)
-        request.LANGUAGE_CODE = language
 
 
 @receiver(user_login_failed)
