@@ -6,7 +6,7 @@ State changes happen only in `access.services`.
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, Upper
 from django.utils.translation import gettext_lazy as _
 
 from members.models import Member
@@ -91,7 +91,12 @@ class AccessKey(models.Model):
                 name="access_key_returned_after_issued",
             ),
         ]
-        indexes = [models.Index(fields=["sync_status", "status"], name="access_key_sync_status")]
+        indexes = [
+            models.Index(fields=["sync_status", "status"], name="access_key_sync_status"),
+            # `number__iexact` (issuing a key, the Odoo import) compares UPPER(number) on
+            # PostgreSQL, which the LOWER(number) unique index cannot serve.
+            models.Index(Upper("number"), name="access_key_number_upper"),
+        ]
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.number}"

@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "odoo_import",
     "outbox",
     "bookings",
+    "benchmarks",
 ]
 
 MIDDLEWARE = [

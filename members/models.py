@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, Upper
 from django.utils.translation import gettext_lazy as _
 
 ZERO = Decimal("0.00")
@@ -196,6 +196,11 @@ class Member(models.Model):
                 name="member_email_unique_ignoring_case",
                 violation_error_message=_("A member with this email address already exists."),
             ),
+        ]
+        indexes = [
+            # Django's `email__iexact` compares UPPER(email) on PostgreSQL, which the
+            # LOWER(email) unique index cannot serve; the Odoo import and sign-in use it.
+            models.Index(Upper("email"), name="member_email_upper"),
         ]
 
     def __str__(self):
