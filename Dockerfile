@@ -39,6 +39,10 @@ COPY . .
 RUN mkdir -p /app/media /app/backups /app/var \
     && chown app:app /app/media /app/backups /app/var
 
+# The translation catalogue is compiled at build time (polib, so no GNU gettext in the
+# image); the repository holds only the .po files.
+RUN python -m cpr_portal.catalogue compile --force
+
 # Static files are collected at build time with throwaway settings: debug off (so the
 # manifest storage runs), a dummy secret and an SQLite file that nothing reads. None of
 # these values reach the running containers, which take theirs from .env.

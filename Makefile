@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint migrations-check clean
+.PHONY: install run test lint migrations-check messages messages-check clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
@@ -16,13 +16,23 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 run: install
+	$(PY) -m cpr_portal.catalogue compile
 	@echo "Return links from the payment pages use CPR_SITE_URL=$${CPR_SITE_URL:-http://$(HOST):$(PORT)}"
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py create_dev_staff
 	CPR_SITE_URL=$${CPR_SITE_URL:-http://$(HOST):$(PORT)} $(PY) manage.py runserver $(HOST):$(PORT)
 
 test: install
+	$(PY) -m cpr_portal.catalogue compile
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Add new strings to locale/es/LC_MESSAGES/django.po (needs xgettext from GNU gettext).
+messages: install
+	$(PY) -m cpr_portal.catalogue update
+
+# Fail when a message of the catalogue is untranslated or fuzzy.
+messages-check: install
+	$(PY) -m cpr_portal.catalogue check
 
 lint: install
 	$(VENV)/bin/ruff check .

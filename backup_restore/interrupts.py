@@ -65,6 +65,7 @@ def command_errors(action: str, cleanup: str) -> Iterator[None]:
     reports for it (143 for SIGTERM), after the cleanup has run.
     """
     from django.core.management.base import CommandError
+    from django.utils.translation import gettext as _
 
     from .errors import BackupError
 
@@ -72,8 +73,12 @@ def command_errors(action: str, cleanup: str) -> Iterator[None]:
         with raise_on_signals():
             yield
     except BackupError as error:
-        raise CommandError(f"{action} failed: {error}") from error
+        raise CommandError(
+            _("%(action)s failed: %(error)s") % {"action": action, "error": error}
+        ) from error
     except Interrupted as stop:
         raise CommandError(
-            f"{action} stopped by {stop.signal_name}: {cleanup}", returncode=stop.exit_status
+            _("%(action)s stopped by %(signal)s: %(cleanup)s")
+            % {"action": action, "signal": stop.signal_name, "cleanup": cleanup},
+            returncode=stop.exit_status,
         ) from None

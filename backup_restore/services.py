@@ -22,6 +22,7 @@ from django.db import DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .archive import (
     FORMAT,
@@ -90,9 +91,21 @@ def code_migrations() -> set[tuple[str, str]]:
 
 
 def table_summary(manifest: dict) -> str:
+    """Return "12 tables, 340 rows, 5 media files" in English, for the log."""
     tables = manifest["tables"]
     media = sum(1 for name in manifest["files"] if name.startswith(MEDIA_PREFIX))
     return f"{len(tables)} tables, {sum(tables.values())} rows, {media} media files"
+
+
+def describe_contents(manifest: dict) -> str:
+    """Return table_summary's counts in the active language, for the commands' output."""
+    tables = manifest["tables"]
+    media = sum(1 for name in manifest["files"] if name.startswith(MEDIA_PREFIX))
+    return _("%(tables)d tables, %(rows)d rows, %(media)d media files") % {
+        "tables": len(tables),
+        "rows": sum(tables.values()),
+        "media": media,
+    }
 
 
 # --- Backup -------------------------------------------------------------------------------

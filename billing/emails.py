@@ -6,8 +6,9 @@ replayed event queues nothing new.
 
 import datetime
 
-from django.utils import timezone
+from django.utils import timezone, translation
 
+from members.languages import member_language
 from members.models import Membership
 from outbox.services import queue_email
 
@@ -18,6 +19,10 @@ from .selectors import safe_link
 def queue_payment_received(*, payment: Payment, invoice: Invoice, membership: Membership) -> None:
     """Send the member a receipt: amount, method, date and the period the payment covers."""
     member = membership.member
+    language = member_language(member)
+    with translation.override(language):
+        # The label in the language of the email.
+        method = str(Payment.Method(payment.method).label)
     queue_email(
         recipient=member.email,
         template="payment_received",
@@ -28,13 +33,13 @@ def queue_payment_received(*, payment: Payment, invoice: Invoice, membership: Me
             "first_name": member.first_name,
             "plan_name": membership.plan.name,
             "amount": payment.amount,
-            # The label in the language of the email, which is the active one.
-            "method": str(Payment.Method(payment.method).label),
+            "method": method,
             "received_on": timezone.localdate(payment.received_at),
             "period_start": invoice.period_start,
             "period_last_day": invoice.period_last_day,
         },
         dedupe_key=f"payment_received:payment:{payment.pk}",
+        language=language,
     )
 
 
@@ -63,4 +68,5 @@ def queue_payment_failed(
             "pay_url": safe_link(invoice.hosted_url),
         },
         dedupe_key=f"payment_failed:invoice:{invoice.pk}",
+        language=member_language(member),
     )

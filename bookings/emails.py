@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.urls import reverse
 
+from members.languages import member_language
 from outbox.services import queue_email
 
 from .models import Booking
@@ -29,6 +30,7 @@ def queue_booking_confirmed(booking: Booking) -> None:
         template="booking_confirmed",
         context=_context(booking),
         dedupe_key=f"booking_confirmed:booking:{booking.pk}",
+        language=member_language(booking.member),
     )
 
 
@@ -39,4 +41,5 @@ def queue_booking_cancelled(booking: Booking) -> None:
         template="booking_cancelled",
         context={**_context(booking), "charge_kept": booking.charge_kept},
         dedupe_key=f"booking_cancelled:booking:{booking.pk}",
+        language=member_language(booking.member),
     )

@@ -117,6 +117,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "members.middleware.StoredLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -213,6 +214,11 @@ LANGUAGES = [
 ]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_I18N = True
+# Our own "es" formats: Spanish date words with US-style numbers ($1,250.00).
+FORMAT_MODULE_PATH = ["cpr_portal.formats"]
+# The session key that holds a signed-in person's stored language (see
+# members.middleware.StoredLanguageMiddleware).
+CPR_LANGUAGE_SESSION_KEY = "cpr_language"
 TIME_ZONE = "America/Puerto_Rico"
 USE_TZ = True
 

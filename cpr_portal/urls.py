@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
+from members.language_views import set_language
+
 from . import views
 
 admin.site.site_header = _("CPR Portal back office")
@@ -15,7 +17,8 @@ admin.site.login = secure_admin_login(admin.site.login)
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
-    path("i18n/", include("django.conf.urls.i18n")),
+    # Django's set_language under its usual name, storing a signed-in person's choice too.
+    path("i18n/setlang/", set_language, name="set_language"),
     path("healthz/", views.healthz, name="healthz"),
     path("billing/", include("billing.urls")),
     path("", include("bookings.urls")),

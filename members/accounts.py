@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 from outbox.services import queue_account_email
 
 from . import services
+from .languages import stored_address_language
 from .models import Member, MembershipApplication
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,13 @@ class AccountAdapter(DefaultAccountAdapter):
             "current_site": get_current_site(request),
             **context,
         }
-        message = self.render_mail(template_prefix, email, values)
+        # In the recipient's stored language, not the language of the page that asked
+        # for the email (a staff member may reset a member's password in English).
+        language = (
+            stored_address_language(email) or translation.get_language() or settings.LANGUAGE_CODE
+        )
+        with translation.override(language):
+            message = self.render_mail(template_prefix, email, values)
         if message.content_subtype == "html":
             text, html = "", message.body
         else:
@@ -90,7 +97,7 @@ class AccountAdapter(DefaultAccountAdapter):
             html=html,
             source=template_prefix,
             expires_at=timezone.now() + lifetime if lifetime is not None else None,
-            language=translation.get_language(),
+            language=language,
         )
 
     def is_open_for_signup(self, request):

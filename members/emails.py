@@ -9,6 +9,7 @@ from django.conf import settings
 
 from outbox.services import queue_email
 
+from .languages import address_language, member_language
 from .models import Membership, MembershipApplication, MembershipEvent, Plan
 
 
@@ -42,7 +43,7 @@ def queue_application_received(application: MembershipApplication) -> None:
             template="application_staff_notice",
             context=notice,
             dedupe_key=f"application_staff_notice:application:{application.pk}:{address.lower()}",
-            language=settings.LANGUAGE_CODE,
+            language=address_language(address),
         )
 
 
@@ -100,6 +101,7 @@ def queue_membership_email(membership: Membership, template: str, **extra) -> No
             **extra,
         },
         dedupe_key=f"{template}:membership_event:{event_id}",
+        language=member_language(member),
     )
 
 
@@ -141,4 +143,5 @@ def queue_commitment_ending(membership: Membership) -> None:
             "outcome": commitment_outcome(membership),
         },
         dedupe_key=commitment_ending_key(membership),
+        language=member_language(member),
     )

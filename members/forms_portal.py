@@ -1,6 +1,8 @@
 """Forms of the member portal."""
 
 from django import forms
+from django.conf import settings
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from .forms import phone_validator, reject_invisible_characters
@@ -11,7 +13,7 @@ MAX_LENGTH_MESSAGE = _("Use at most %(limit_value)d characters (you entered %(sh
 
 
 class ProfileForm(forms.Form):
-    """The profile fields a member edits: phone, company, bio and directory listing.
+    """The profile fields a member edits: phone, company, bio, directory listing, language.
 
     A plain Form with exactly these fields, so that any other field posted with it
     (member, user, email, staff notes) is ignored. `members.services.update_member_profile`
@@ -48,7 +50,20 @@ class ProfileForm(forms.Form):
         help_text=_("Other members can then see your name, company and bio."),
     )
 
+    language = forms.ChoiceField(
+        label=_("Language"),
+        choices=settings.LANGUAGES,
+        # Left out of a post, the stored language stays as it is.
+        required=False,
+        help_text=_("The language of the portal and of the emails we send you."),
+    )
+
     @classmethod
     def initial_for(cls, member: Member) -> dict:
-        """Return the form's initial values from `member`."""
-        return {name: getattr(member, name) for name in cls.base_fields}
+        """Return the form's initial values from `member`.
+
+        A member without a stored language sees the language of the page selected.
+        """
+        initial = {name: getattr(member, name) for name in cls.base_fields}
+        initial["language"] = member.language or translation.get_language()
+        return initial

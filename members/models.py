@@ -165,6 +165,16 @@ class Member(models.Model):
         related_name="member",
     )
     member_since = models.DateField(_("member since"), null=True, blank=True)
+    language = models.CharField(
+        _("language"),
+        max_length=10,
+        choices=settings.LANGUAGES,
+        blank=True,
+        help_text=_(
+            "The language of the portal and of the emails for this member. Empty: the "
+            "browser's language on the portal and English in emails."
+        ),
+    )
     odoo_partner_id = models.PositiveIntegerField(
         _("Odoo contact id"),
         null=True,
@@ -199,6 +209,31 @@ class Member(models.Model):
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
+
+
+class LanguagePreference(models.Model):
+    """The stored language of a login that has no member, such as a staff login.
+
+    A member's language lives on `Member.language`, which also decides the language of
+    the member's emails before the member has a login.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("login"),
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="language_preference",
+    )
+    language = models.CharField(_("language"), max_length=10, choices=settings.LANGUAGES)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("language preference")
+        verbose_name_plural = _("language preferences")
+
+    def __str__(self):
+        return f"{self.user} → {self.language}"
 
 
 class MembershipApplication(models.Model):

@@ -10,11 +10,12 @@ exists only for members), or shows the application under review (status 200).
 import logging
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
@@ -143,11 +144,16 @@ def profile(request, member):
             company=data["company"],
             bio=data["bio"],
             directory_opt_in=data["directory_opt_in"],
+            language=data["language"] or None,
         )
     except services.MembersError as error:
         logger.info("Profile of member %s not saved: %s", member.pk, error)
         form.add_error(None, str(error))
         return render(request, "members/portal/profile.html", {"member": member, "form": form})
 
+    # The new language applies from this response on: the message and the next page.
+    if data["language"]:
+        request.session[settings.CPR_LANGUAGE_SESSION_KEY] = data["language"]
+        translation.activate(data["language"])
     messages.success(request, _("Your profile has been saved."))
     return redirect("members:portal_profile")

@@ -8,6 +8,7 @@ with a message staff can act on, and changes nothing.
 import datetime
 import logging
 
+from django.conf import settings
 from django.contrib.auth.base_user import BaseUserManager
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -18,7 +19,14 @@ from django.utils.translation import gettext_lazy
 
 from . import emails
 from .events import membership_changed
-from .models import Member, Membership, MembershipApplication, MembershipEvent, Plan
+from .models import (
+    LanguagePreference,
+    Member,
+    Membership,
+    MembershipApplication,
+    MembershipEvent,
+    Plan,
+)
 from .periods import add_months
 
 logger = logging.getLogger(__name__)
@@ -203,6 +211,7 @@ def approve_application(
                         email=application.email,
                         phone=application.phone,
                         company=application.company,
+                        language=_application_language(application),
                     )
             except IntegrityError as error:
                 # Another transaction created a member with this email after the lookup.
@@ -248,9 +257,17 @@ def approve_application(
             actor=actor,
             cause="application approved",
         )
+        changed = []
         if member.member_since is None:
             member.member_since = start_date
-            member.save(update_fields=["member_since", "updated_at"])
+            changed.append("member_since")
+        # The language the person applied in is their latest choice, also for a
+        # returning member.
+        if member.language != _application_language(application):
+            member.language = _application_language(application)
+            changed.append("language")
+        if changed:
+            member.save(update_fields=[*changed, "updated_at"])
         _link_member_user(member=member, user=application.user)
 
         application.status = MembershipApplication.Status.APPROVED
@@ -849,7 +866,7 @@ def change_member_email(
 
 # Fields a member edits in the portal. Name and email are not here: staff change the name,
 # and the email follows the login's verified address through `change_member_email`.
-PROFILE_FIELDS = ("phone", "company", "bio", "directory_opt_in")
+PROFILE_FIELDS = ("phone", "company", "bio", "directory_opt_in", "language")
 
 
 def update_member_profile(
@@ -860,17 +877,20 @@ def update_member_profile(
     company: str,
     bio: str,
     directory_opt_in: bool,
+    language: str | None = None,
 ) -> Member:
     """Save the profile fields a member edits in the portal, and return the member.
 
-    Raises MembersError naming the field when a value is longer than its column allows.
-    Saves only the fields whose value changed.
+    `language` None keeps the stored language. Raises MembersError naming the field when
+    a value is longer than its column allows or the language is not one of
+    settings.LANGUAGES. Saves only the fields whose value changed.
     """
     values = {
         "phone": phone.strip(),
         "company": company.strip(),
         "bio": bio.strip(),
         "directory_opt_in": bool(directory_opt_in),
+        "language": member.language if language is None else _checked_language(language),
     }
     for name in ("phone", "company"):
         limit = Member._meta.get_field(name).max_length
@@ -903,6 +923,41 @@ def update_member_profile(
         ", ".join(changed) if changed else "no changes",
     )
     return member
+
+
+def _application_language(application: MembershipApplication) -> str:
+    """Return the application's language when the portal offers it, else LANGUAGE_CODE."""
+    codes = [code for code, _name in settings.LANGUAGES]
+    return application.language if application.language in codes else settings.LANGUAGE_CODE
+
+
+def _checked_language(language: str) -> str:
+    """Return `language` when it is a code of settings.LANGUAGES, else raise MembersError."""
+    codes = [code for code, _name in settings.LANGUAGES]
+    if language not in codes:
+        raise MembersError(
+            _("“%(language)s” is not a language of the portal; choose one of %(codes)s.")
+            % {"language": language, "codes": ", ".join(codes)}
+        )
+    return language
+
+
+def set_preferred_language(*, user: AbstractBaseUser, language: str) -> str:
+    """Store the language a signed-in person chose, and return it.
+
+    A member's choice goes on the member, where it also decides the language of their
+    emails; a login without a member (staff) gets a LanguagePreference row. Raises
+    MembersError for a language that is not in settings.LANGUAGES.
+    """
+    language = _checked_language(language)
+    with transaction.atomic():
+        updated = Member.objects.filter(user=user).update(
+            language=language, updated_at=timezone.now()
+        )
+        if not updated:
+            LanguagePreference.objects.update_or_create(user=user, defaults={"language": language})
+    logger.info("User %s chose language %s", user.pk, language)
+    return language
 
 
 # --- Contract renewal ----------------------------------------------------------------------

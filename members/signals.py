@@ -20,11 +20,13 @@ from allauth.mfa.signals import (
 from allauth.socialaccount.signals import social_account_added, social_account_removed
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_in as django_user_logged_in
 from django.contrib.auth.signals import user_logged_out, user_login_failed
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from . import services
+from .languages import stored_language
 from .models import Member
 
 logger = logging.getLogger("members.auth")
@@ -57,6 +59,21 @@ def _user_ids_for_credentials(credentials: dict) -> list:
 @receiver(user_logged_in)
 def log_sign_in(sender, request, user, **kwargs):
     logger.info("User %s signed in (%s)", user.pk, _sign_in_methods(request, user))
+
+
+@receiver(django_user_logged_in)
+def restore_stored_language(sender, request, user, **kwargs):
+    """Put the person's stored language in the new session, where it wins over the browser.
+
+    Django's signal, not allauth's, so every sign-in (allauth, the admin, the test
+    client) restores it. A person without a stored language keeps the browser's. The
+    next request activates it (StoredLanguageMiddleware); sign-in ends with a redirect.
+    """
+    if request is None or not hasattr(request, "session"):
+        return
+    language = stored_language(user)
+    if language:
+        request.session[settings.CPR_LANGUAGE_SESSION_KEY] = language
 
 
 @receiver(user_login_failed)

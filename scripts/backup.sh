@@ -65,7 +65,9 @@ else
     docker compose exec -T web python manage.py backup --output "$CONTAINER_DIR" | tee "$log"
 fi
 
-archive=$(sed -n 's/^Backup written: \([^ ]*\.tar\.gz\) .*/\1/p' "$log" | tail -n 1)
+# The summary line reads "Backup written: PATH (...)" in English; other languages
+# translate the words before the colon only.
+archive=$(sed -n 's/^[^:]*: \([^ ]*\.tar\.gz\) (.*/\1/p' "$log" | tail -n 1)
 if [ -z "$archive" ]; then
     echo "backup.sh: the backup command did not report an archive path; nothing was copied." >&2
     exit 1

@@ -17,6 +17,7 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 
+from cpr_portal.catalogue import compile_catalogues
 from tests.factories import StaffUserFactory, enable_totp
 
 REQUIRE_SERVICES = os.environ.get("CPR_REQUIRE_SERVICES") == "1"
@@ -87,6 +88,17 @@ def _require_shellcheck(request):
     if REQUIRE_SERVICES:
         pytest.fail(message)
     pytest.skip(message)
+
+
+def pytest_configure(config):
+    """Compile the translation catalogue, and run management commands in English.
+
+    A fresh clone has only the .po files. The commands follow the operator's locale, so a
+    Spanish shell would otherwise change the output that the tests read; manage.py
+    subprocesses inherit the variable too.
+    """
+    compile_catalogues()
+    os.environ["CPR_COMMAND_LANGUAGE"] = "en"
 
 
 def pytest_sessionfinish(session, exitstatus):

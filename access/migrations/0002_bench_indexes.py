@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('access', '0001_initial'),
-        ('members', '0009_bench_indexes'),
+        ('members', '0010_bench_indexes'),
     ]
 
     operations = [

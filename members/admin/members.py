@@ -93,7 +93,7 @@ class MemberAdmin(admin.ModelAdmin):
     inlines = (MembershipInline,)
     fieldsets = (
         (None, {"fields": ("first_name", "last_name", "email", "phone", "company")}),
-        (gettext_lazy("Profile"), {"fields": ("bio", "directory_opt_in")}),
+        (gettext_lazy("Profile"), {"fields": ("bio", "directory_opt_in", "language")}),
         (gettext_lazy("Staff only"), {"fields": ("staff_notes",)}),
         (
             gettext_lazy("Account"),

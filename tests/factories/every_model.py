@@ -30,7 +30,7 @@ from billing.models import (
     Payment,
 )
 from bookings.models import Booking, CalendarFeed, Room, RoomHours
-from members.models import Member, Membership, MembershipEvent
+from members.models import LanguagePreference, Member, Membership, MembershipEvent
 from outbox.models import OutboxEmail
 
 from . import (
@@ -62,6 +62,7 @@ def fill_every_model() -> None:
     group.permissions.add(*Permission.objects.filter(codename__startswith="view_")[:3])
     staff.groups.add(group)
     staff.user_permissions.add(Permission.objects.get(codename="change_member"))
+    LanguagePreference.objects.create(user=staff, language="es")
 
     plan = PlanFactory(name="Dedicated Desk", description="Escritorio fijo; café incluido.")
     member = MemberFactory(
@@ -70,6 +71,7 @@ def fill_every_model() -> None:
         bio='Line one\nline "two"\ttab',
         phone="",
         member_since=datetime.date(2024, 2, 29),
+        language="es",
     )
     login = UserFactory(username="ana", email=member.email)
     member.user = login

@@ -421,7 +421,7 @@ def test_conflicts_reported_rest_imported(odoo, dataset, import_odoo, hot_desk):
     status, out, err = import_odoo()
 
     assert status == 2
-    assert "6 conflict(s) reported above" in err
+    assert "6 conflicts reported above" in err
     for twin in (twin_a, twin_b):
         assert f"CONFLICT member     partner {twin['id']}" in out
     assert f"partners {twin_a['id']}, {twin_b['id']} share the email twin@example.com" in out

@@ -224,7 +224,7 @@ def test_conflict_exit_status_from_shell(odoo, dataset, import_odoo, hot_desk, c
 
     assert exit_info.value.code == 2
     captured = capsys.readouterr()
-    assert "1 conflict(s) reported above" in captured.err
+    assert "1 conflict reported above" in captured.err
     assert "the line has no partner" in captured.out
 
 

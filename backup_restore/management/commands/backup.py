@@ -2,13 +2,16 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from backup_restore.interrupts import command_errors
-from backup_restore.services import create_backup, table_summary
+from backup_restore.services import create_backup, describe_contents
+from cpr_portal.operator_language import OperatorLanguageMixin
 
 
-class Command(BaseCommand):
-    help = (
+class Command(OperatorLanguageMixin, BaseCommand):
+    help = gettext_lazy(
         "Write backup_YYYYMMDD_HHMMSS.tar.gz: the database, the media files and a manifest "
         "with checksums. Prints the archive's path on the last line."
     )
@@ -18,14 +21,15 @@ class Command(BaseCommand):
             "--output",
             type=Path,
             default=None,
-            help=f"Folder for the archive (default: CPR_BACKUP_DIR, {settings.CPR_BACKUP_DIR}).",
+            help=_("Folder for the archive (default: CPR_BACKUP_DIR, %(folder)s).")
+            % {"folder": settings.CPR_BACKUP_DIR},
         )
         parser.add_argument(
             "--keep",
             type=int,
             default=None,
             metavar="N",
-            help=(
+            help=_(
                 "After the backup, delete all but the newest N archives (by the time in "
                 "their manifest) that this command made for this install in the folder. "
                 "Other files, and archives of other installs, are never deleted."
@@ -34,14 +38,28 @@ class Command(BaseCommand):
 
     def handle(self, *args, output, keep, verbosity, **options):
         output = output or Path(settings.CPR_BACKUP_DIR)
-        with command_errors("Backup", "its unfinished archive and staging folder were removed."):
+        with command_errors(
+            _("Backup"), _("its unfinished archive and staging folder were removed.")
+        ):
             result = create_backup(output_dir=output, keep=keep, progress=self.progress(verbosity))
-        size_mb = result.path.stat().st_size / 1_000_000
-        removed = f"; deleted {len(result.removed)} old archives" if keep is not None else ""
+        details = [
+            _("%(size).1f MB") % {"size": result.path.stat().st_size / 1_000_000},
+            describe_contents(result.manifest),
+        ]
+        if keep is not None:
+            details.append(
+                ngettext(
+                    "deleted %(count)d old archive",
+                    "deleted %(count)d old archives",
+                    len(result.removed),
+                )
+                % {"count": len(result.removed)}
+            )
+        # The path ends the line, and "Backup written: " starts it, for scripts/backup.sh.
         self.stdout.write(
             self.style.SUCCESS(
-                f"Backup written: {result.path} ({size_mb:.1f} MB; "
-                f"{table_summary(result.manifest)}{removed})"
+                _("Backup written: %(path)s (%(details)s)")
+                % {"path": result.path, "details": "; ".join(details)}
             )
         )
 

@@ -6,9 +6,12 @@ import os
 import sys
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 from tqdm import tqdm
 
 from access.models import AccessKey
+from cpr_portal.operator_language import OperatorLanguageMixin
 from members.models import Member
 from odoo_import.records import ENTITIES, VERBS, ImportReport, Outcome
 from odoo_import.services import ImportOptions, run_import
@@ -20,17 +23,25 @@ logger = logging.getLogger("odoo_import")
 CONFLICTS_EXIT_STATUS = 2
 
 VERB_LABELS = {
-    "created": "create",
-    "updated": "update",
-    "unchanged": "same",
-    "skipped": "skip",
-    "conflict": "CONFLICT",
+    "created": pgettext_lazy("Odoo import action", "create"),
+    "updated": pgettext_lazy("Odoo import action", "update"),
+    "unchanged": pgettext_lazy("Odoo import action", "same"),
+    "skipped": pgettext_lazy("Odoo import action", "skip"),
+    "conflict": pgettext_lazy("Odoo import action", "CONFLICT"),
+}
+# Column headings of the summary table, one per verb in VERBS.
+VERB_HEADINGS = {
+    "created": pgettext_lazy("Odoo import summary column", "created"),
+    "updated": pgettext_lazy("Odoo import summary column", "updated"),
+    "unchanged": pgettext_lazy("Odoo import summary column", "unchanged"),
+    "skipped": pgettext_lazy("Odoo import summary column", "skipped"),
+    "conflict": pgettext_lazy("Odoo import summary column", "conflict"),
 }
 ENTITY_LABELS = {
-    "plan": "plans",
-    "member": "members",
-    "membership": "memberships",
-    "key": "access keys",
+    "plan": pgettext_lazy("Odoo import summary row", "plans"),
+    "member": pgettext_lazy("Odoo import summary row", "members"),
+    "membership": pgettext_lazy("Odoo import summary row", "memberships"),
+    "key": pgettext_lazy("Odoo import summary row", "access keys"),
 }
 
 
@@ -40,77 +51,88 @@ def positive_int(text: str) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+        raise argparse.ArgumentTypeError(
+            _("%(value)r is not a whole number of at least 1") % {"value": text}
+        )
     return value
 
 
-class Command(BaseCommand):
-    help = (
+class Command(OperatorLanguageMixin, BaseCommand):
+    help = gettext_lazy(
         "Import members, memberships, plans and access keys from Odoo, over its XML-RPC API "
         "(ODOO_URL, ODOO_DB, ODOO_USERNAME, ODOO_PASSWORD) or from CSV exports (--csv-dir). "
         "Safe to run again: it updates what changed and creates nothing twice. Exits with "
-        f"status {CONFLICTS_EXIT_STATUS} when it reported conflicts."
+        "status 2 when it reported conflicts."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         source = parser.add_argument_group(
-            "source",
-            "Read a live Odoo over XML-RPC (the default), or CSV files exported from Odoo. "
-            "The password or API key is read only from the ODOO_PASSWORD environment variable, "
-            "so that it is not part of the command line; set it with `read -rs ODOO_PASSWORD "
-            "&& export ODOO_PASSWORD` to keep it out of the shell history too.",
+            _("source"),
+            _(
+                "Read a live Odoo over XML-RPC (the default), or CSV files exported from Odoo. "
+                "The password or API key is read only from the ODOO_PASSWORD environment variable, "
+                "so that it is not part of the command line; set it with `read -rs ODOO_PASSWORD "
+                "&& export ODOO_PASSWORD` to keep it out of the shell history too."
+            ),
         )
         source.add_argument(
-            "--url", help="Address of the Odoo site, such as https://odoo.example.com (ODOO_URL)."
+            "--url",
+            help=_("Address of the Odoo site, such as https://odoo.example.com (ODOO_URL)."),
         )
-        source.add_argument("--db", help="Odoo database name (ODOO_DB).")
-        source.add_argument("--username", help="Odoo login of the importing user (ODOO_USERNAME).")
+        source.add_argument("--db", help=_("Odoo database name (ODOO_DB)."))
+        source.add_argument(
+            "--username", help=_("Odoo login of the importing user (ODOO_USERNAME).")
+        )
         source.add_argument(
             "--csv-dir",
-            help="Folder with contacts.csv, membership_lines.csv and products.csv exported "
-            "from Odoo; reads the files instead of connecting to Odoo.",
+            help=_(
+                "Folder with contacts.csv, membership_lines.csv and products.csv exported "
+                "from Odoo; reads the files instead of connecting to Odoo."
+            ),
         )
         source.add_argument(
             "--timeout",
             type=positive_int,
             default=60,
-            help="Seconds one XML-RPC call may take before it fails (default 60).",
+            help=_("Seconds one XML-RPC call may take before it fails (default 60)."),
         )
         parser.add_argument(
             "--dry-run",
             action="store_true",
-            help="Print what would be created, updated and skipped, and write nothing.",
+            help=_("Print what would be created, updated and skipped, and write nothing."),
         )
         parser.add_argument(
             "--batch-size",
             type=positive_int,
             default=200,
-            help="Records read per XML-RPC call, and partners written per committed "
-            "transaction (default 200).",
+            help=_(
+                "Records read per XML-RPC call, and partners written per committed "
+                "transaction (default 200)."
+            ),
         )
         parser.add_argument(
             "--field-membership-type",
             default="x_membership_type",
-            help="res.partner field with the membership type, a plan name "
-            "(default x_membership_type).",
+            help=_("res.partner field with the membership type, a plan name (default %(name)s).")
+            % {"name": "x_membership_type"},
         )
         parser.add_argument(
             "--field-start-date",
             default="x_start_date",
-            help="res.partner field with the date the person became a member "
-            "(default x_start_date).",
+            help=_("res.partner field with the date the person became a member (default %(name)s).")
+            % {"name": "x_start_date"},
         )
         parser.add_argument(
             "--field-access-key",
             default="x_access_key",
-            help="res.partner field with the number of the member's door key "
-            "(default x_access_key).",
+            help=_("res.partner field with the number of the member's door key (default %(name)s).")
+            % {"name": "x_access_key"},
         )
         parser.add_argument(
             "--key-kind",
             choices=AccessKey.Kind.values,
             default=AccessKey.Kind.FOB,
-            help="Kind of the imported door keys (default fob).",
+            help=_("Kind of the imported door keys (default fob)."),
         )
 
     def handle(self, *args, **options):
@@ -124,7 +146,7 @@ class Command(BaseCommand):
             access_key=options["field_access_key"],
         )
 
-        self._info(f"Reading {source.describe()}…")
+        self._info(_("Reading %(source)s…") % {"source": source.describe()})
         try:
             data = source.fetch(
                 custom,
@@ -140,16 +162,23 @@ class Command(BaseCommand):
         finally:
             self._close_bar()
         self._info(
-            f"Read {len(data.products)} membership products, {len(data.partners)} contacts and "
-            f"{len(data.lines)} membership lines."
+            _(
+                "Read %(products)d membership products, %(contacts)d contacts and "
+                "%(lines)d membership lines."
+            )
+            % {
+                "products": len(data.products),
+                "contacts": len(data.partners),
+                "lines": len(data.lines),
+            }
         )
         for warning in data.warnings:
-            self.stderr.write(self.style.WARNING(f"Warning: {warning}"))
+            self.stderr.write(self.style.WARNING(_("Warning: %(warning)s") % {"warning": warning}))
         if self.dry_run:
-            self._info("Dry run: every change below is rolled back at the end.")
+            self._info(_("Dry run: every change below is rolled back at the end."))
 
         report = ImportReport(listener=self._print_outcome)
-        self.bar = self._new_bar(total=len(data.partners), unit="contacts", desc="Importing")
+        self.bar = self._new_bar(total=len(data.partners), unit=_("contacts"), desc=_("Importing"))
         try:
             run_import(
                 data=data,
@@ -167,19 +196,30 @@ class Command(BaseCommand):
         self._print_summary(report)
         conflicts = len(report.conflicts)
         if conflicts:
-            raise CommandError(
-                f"{conflicts} conflict(s) reported above; correct them in Odoo (or the CSV files) "
-                "and run the import again. Everything else "
-                + ("would be imported." if self.dry_run else "was imported."),
-                returncode=CONFLICTS_EXIT_STATUS,
-            )
+            if self.dry_run:
+                message = ngettext(
+                    "%(count)d conflict reported above; correct it in Odoo (or the CSV files) "
+                    "and run the import again. Everything else would be imported.",
+                    "%(count)d conflicts reported above; correct them in Odoo (or the CSV "
+                    "files) and run the import again. Everything else would be imported.",
+                    conflicts,
+                )
+            else:
+                message = ngettext(
+                    "%(count)d conflict reported above; correct it in Odoo (or the CSV files) "
+                    "and run the import again. Everything else was imported.",
+                    "%(count)d conflicts reported above; correct them in Odoo (or the CSV "
+                    "files) and run the import again. Everything else was imported.",
+                    conflicts,
+                )
+            raise CommandError(message % {"count": conflicts}, returncode=CONFLICTS_EXIT_STATUS)
 
     # Source ----------------------------------------------------------------------------
 
     def _source(self, options):
         if options["csv_dir"]:
             if options["url"]:
-                raise CommandError("Give either --csv-dir or --url, not both.")
+                raise CommandError(_("Give either --csv-dir or --url, not both."))
             try:
                 return CsvSource(options["csv_dir"])
             except OdooSourceError as error:
@@ -196,14 +236,19 @@ class Command(BaseCommand):
             "password": (os.environ.get("ODOO_PASSWORD", ""), None, "ODOO_PASSWORD"),
         }
         missing = [
-            f"{variable} (or {flag})" if flag else variable
+            _("%(variable)s (or %(option)s)") % {"variable": variable, "option": flag}
+            if flag
+            else variable
             for value, flag, variable in settings.values()
             if not value.strip()
         ]
         if missing:
             raise CommandError(
-                f"Set {', '.join(missing)} to read from Odoo, or give --csv-dir to read CSV "
-                "exports instead."
+                _(
+                    "Set %(variables)s to read from Odoo, or give --csv-dir to read CSV "
+                    "exports instead."
+                )
+                % {"variables": ", ".join(missing)}
             )
         try:
             return XmlRpcSource(
@@ -243,10 +288,11 @@ class Command(BaseCommand):
             self.bar = None
 
     def _fetch_progress(self, model: str, done: int, total: int) -> None:
-        if self.bar is not None and self.bar.desc != f"Reading {model}":
+        description = _("Reading %(model)s") % {"model": model}
+        if self.bar is not None and self.bar.desc != description:
             self._close_bar()
         if self.bar is None:
-            self.bar = self._new_bar(total=total, unit="records", desc=f"Reading {model}")
+            self.bar = self._new_bar(total=total, unit=_("records"), desc=description)
             if self.bar is None:
                 return
         self.bar.total = total
@@ -265,16 +311,18 @@ class Command(BaseCommand):
         if self.verbosity < level:
             return
         style = self.style.ERROR if outcome.verb == "conflict" else None
-        label = VERB_LABELS[outcome.verb]
+        # NOTE: the detail of an outcome, and the source's warnings and errors, come from
+        # odoo_import's services in English; only the verb label is translated.
+        label = str(VERB_LABELS[outcome.verb])
         self._write(
             f"{label:<8} {outcome.entity:<10} {outcome.ref:<14} {outcome.detail}", style=style
         )
 
     def _print_summary(self, report: ImportReport) -> None:
-        title = "Dry run summary (nothing was written)" if self.dry_run else "Import summary"
-        header = f"{'':<12}" + "".join(f"{verb:>11}" for verb in VERBS)
+        title = _("Dry run summary (nothing was written)") if self.dry_run else _("Import summary")
+        header = f"{'':<14}" + "".join(f"{str(VERB_HEADINGS[verb]):>11}" for verb in VERBS)
         rows = [
-            f"{ENTITY_LABELS[entity]:<12}"
+            f"{str(ENTITY_LABELS[entity]):<14}"
             + "".join(f"{report.count(entity, verb):>11}" for verb in VERBS)
             for entity in ENTITIES
         ]

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('members', '0008_plan_allows_overage'),
+        ('members', '0009_member_language'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
