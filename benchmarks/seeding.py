@@ -219,7 +219,7 @@ class Seeder:
             [
                 "first_name", "last_name", "email", "phone", "company", "bio",
                 "directory_opt_in", "staff_notes", "user", "member_since", "odoo_partner_id",
-                "odoo_imported", "created_at", "updated_at",
+                "odoo_imported", "language", "created_at", "updated_at",
             ],
         )  # fmt: skip
         self.applications = Table(
@@ -456,6 +456,8 @@ class Seeder:
                 member_since=None,
                 odoo_partner_id=None,
                 odoo_imported={},
+                # Empty: the browser's language on the portal, English in emails.
+                language="",
                 created_at=self.at(joined),
                 updated_at=self.at(joined),
             )
