@@ -476,7 +476,10 @@ def seeded_plan_unchanged(using: str) -> bool:
     """Return whether the plans table contains only the plan that migrations seed, unedited."""
     from members.models import Plan
 
-    seed = importlib.import_module("members.migrations.0002_seed_hot_desk_plan").HOT_DESK
+    seed = {
+        **importlib.import_module("members.migrations.0002_seed_hot_desk_plan").HOT_DESK,
+        **importlib.import_module("members.migrations.0011_seed_hot_desk_spanish").HOT_DESK_ES,
+    }
     expected = {
         field.attname: seed[field.name] if field.name in seed else field.get_default()
         for field in Plan._meta.concrete_fields
