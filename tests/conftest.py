@@ -136,7 +136,10 @@ def hot_desk(db):
     """
     from members.models import Plan
 
-    seed = importlib.import_module("members.migrations.0002_seed_hot_desk_plan").HOT_DESK
+    seed = {
+        **importlib.import_module("members.migrations.0002_seed_hot_desk_plan").HOT_DESK,
+        **importlib.import_module("members.migrations.0011_seed_hot_desk_spanish").HOT_DESK_ES,
+    }
     values = {key: value for key, value in seed.items() if key != "slug"}
     plan, _created = Plan.objects.get_or_create(slug=seed["slug"], defaults=values)
     return plan
