@@ -10,8 +10,6 @@ The text must be marked for makemessages where it is written, with gettext_noop:
     Message(gettext_noop("Backup archive %(path)s not found."), path=path)
 """
 
-from collections.abc import Iterable
-
 from django.utils.translation import gettext
 
 
@@ -54,6 +52,21 @@ class Message:
         return hash(self.text)
 
 
+class MessageError(Exception):
+    """An error whose message staff read: English in str() and logs, translated where shown.
+
+    Raise it with an English msgid marked with gettext_noop and its parameters:
+    `raise SomeError(gettext_noop("%(path)s not found."), path=path)`.
+    """
+
+    def __init__(self, text: str, /, **params):
+        self.message = Message(text, **params)
+        super().__init__(str(self.message))
+
+    def translated(self) -> str:
+        return self.message.translated()
+
+
 def render_part(value, translate: bool):
     """Render one parameter: Messages in the requested language, other values unchanged."""
     if isinstance(value, Message):
@@ -68,8 +81,3 @@ def shown(message) -> str:
     if isinstance(message, Message):
         return message.translated()
     return str(message)
-
-
-def join_shown(parts: Iterable, separator: str = "; ") -> str:
-    """Return `parts` translated by `shown` and joined by `separator`."""
-    return separator.join(shown(part) for part in parts)

@@ -16,6 +16,7 @@ import shutil
 import pytest
 from django.core.cache import cache
 from django.db import connection
+from django.utils import translation
 
 from cpr_portal.catalogue import compile_catalogues
 from tests.factories import StaffUserFactory, enable_totp
@@ -99,6 +100,17 @@ def pytest_configure(config):
     """
     compile_catalogues()
     os.environ["CPR_COMMAND_LANGUAGE"] = "en"
+
+
+@pytest.fixture(autouse=True)
+def _reset_active_language():
+    """Deactivate the language a test left active (a Spanish page request leaves "es").
+
+    Code that runs outside a request, such as call_command's argument parsing, would
+    otherwise answer in the previous test's language.
+    """
+    yield
+    translation.deactivate()
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -208,3 +208,29 @@ from decimal import Decimal
 from bookings.models import Room
 Room.objects.create(name="Sala Morro", capacity=8, hourly_rate=Decimal("25.00"))
 """
+
+
+def test_import_source_error_spanish(clean_locale, tmp_path):
+    clean_locale.setenv("LANG", "es_PR.UTF-8")
+    missing = tmp_path / "exports"
+
+    with pytest.raises(CommandError) as raised:
+        call_command("import_odoo", "--csv-dir", str(missing))
+
+    assert str(raised.value) == (
+        f"La carpeta de CSV {str(missing)!r} no existe; indique en --csv-dir la carpeta que "
+        "contiene los archivos exportados."
+    )
+
+
+def test_import_warning_spanish():
+    from odoo_import.sources import _complete_contacts
+
+    partners = [{"id": "7", "name": "Ana Rivera", "company_ref": "__export__.res_partner_99_x"}]
+    [warning] = _complete_contacts(partners)
+
+    with translation.override("es"):
+        assert warning.translated().startswith(
+            "1 contactos identifican su compañía solo por id (parent_id/id)"
+        )
+        assert str(warning).startswith("1 contacts name their company by id only")
