@@ -27,6 +27,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from django.utils.translation import gettext_noop
+
+from cpr_portal.messages import Message
+
 from .errors import BackupError
 
 logger = logging.getLogger(__name__)
@@ -114,8 +118,12 @@ def stage_media(media_root: Path, staging_dir: Path) -> dict[str, FileEntry]:
             continue
         except OSError as error:
             raise BackupError(
-                f"Cannot read the media file {path}: {error.strerror}. Make it readable by "
-                "the user that runs the backup, then run the backup again."
+                gettext_noop(
+                    "Cannot read the media file %(path)s: %(error)s. Make it readable by "
+                    "the user that runs the backup, then run the backup again."
+                ),
+                path=path,
+                error=error.strerror,
             ) from error
         with source:
             entries[name] = copy_with_checksum(source, target)
@@ -173,8 +181,11 @@ def _claim_name(partial: Path, candidates: Iterable[Path]) -> Path:
         os.replace(partial, candidate)
         return candidate
     raise BackupError(
-        f"Every archive name tried is taken ({', '.join(tried)}). Remove old archives or "
-        "wait a minute, then run the backup again."
+        gettext_noop(
+            "Every archive name tried is taken (%(names)s). Remove old archives or "
+            "wait a minute, then run the backup again."
+        ),
+        names=", ".join(tried),
     )
 
 
@@ -213,7 +224,10 @@ def extract_archive(path: Path, destination: Path) -> dict:
     listed in the manifest, missing, or does not match its checksum.
     """
     if not path.is_file():
-        raise BackupError(f"Backup archive {path} not found: give the path of a .tar.gz file.")
+        raise BackupError(
+            gettext_noop("Backup archive %(path)s not found: give the path of a .tar.gz file."),
+            path=path,
+        )
     try:
         with open(path, "rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as compressed:
             with tarfile.open(fileobj=compressed, mode="r|") as tar:
@@ -226,8 +240,12 @@ def extract_archive(path: Path, destination: Path) -> dict:
         raise
     except (OSError, *READ_ERRORS) as error:
         raise BackupError(
-            f"Backup archive {path} is corrupt or truncated and cannot be read ({error}). "
-            "Nothing was changed. Use another copy of the archive."
+            gettext_noop(
+                "Backup archive %(path)s is corrupt or truncated and cannot be read "
+                "(%(error)s). Nothing was changed. Use another copy of the archive."
+            ),
+            path=path,
+            error=error,
         ) from error
     return manifest
 
@@ -236,14 +254,24 @@ def _extract_members(path: Path, tar: tarfile.TarFile, destination: Path) -> dic
     first = tar.next()
     if first is None or first.name != MANIFEST_NAME or not first.isfile():
         raise BackupError(
-            f"{path} is not a CPR Portal backup: its first member is not {MANIFEST_NAME}. "
-            "Nothing was changed."
+            gettext_noop(
+                "%(path)s is not a CPR Portal backup: its first member is not %(manifest)s. "
+                "Nothing was changed."
+            ),
+            path=path,
+            manifest=MANIFEST_NAME,
         )
     if first.size > MAX_MANIFEST_SIZE:
         raise BackupError(
-            f"{path} is not a CPR Portal backup or its manifest is damaged: {MANIFEST_NAME} "
-            f"is {first.size} bytes, more than the {MAX_MANIFEST_SIZE} bytes a portal "
-            "manifest can be. Nothing was changed."
+            gettext_noop(
+                "%(path)s is not a CPR Portal backup or its manifest is damaged: "
+                "%(manifest)s is %(size)d bytes, more than the %(limit)d bytes a portal "
+                "manifest can be. Nothing was changed."
+            ),
+            path=path,
+            manifest=MANIFEST_NAME,
+            size=first.size,
+            limit=MAX_MANIFEST_SIZE,
         )
     manifest = _parse_manifest(path, tar.extractfile(first).read())
     expected = {
@@ -256,20 +284,34 @@ def _extract_members(path: Path, tar: tarfile.TarFile, destination: Path) -> dic
         name = member.name
         if name not in expected or name in seen:
             raise BackupError(
-                f"Backup archive {path} contains {name!r}, which its manifest does not list "
-                "(or lists once only). The archive was altered; nothing was changed."
+                gettext_noop(
+                    "Backup archive %(path)s contains %(name)r, which its manifest does not "
+                    "list (or lists once only). The archive was altered; nothing was changed."
+                ),
+                path=path,
+                name=name,
             )
         if not member.isfile():
             raise BackupError(
-                f"Backup archive {path} contains {name!r}, which is not a regular file. "
-                "Nothing was changed."
+                gettext_noop(
+                    "Backup archive %(path)s contains %(name)r, which is not a regular file. "
+                    "Nothing was changed."
+                ),
+                path=path,
+                name=name,
             )
         if member.size != expected[name].size:
             # Checked before the member is read, so an oversized member is never copied.
             raise BackupError(
-                f"Backup archive {path}: {name} is {member.size} bytes, but the manifest "
-                f"lists {expected[name].size} bytes. The archive was altered; nothing was "
-                "changed. Use another copy of the archive."
+                gettext_noop(
+                    "Backup archive %(path)s: %(name)s is %(size)d bytes, but the manifest "
+                    "lists %(expected)d bytes. The archive was altered; nothing was "
+                    "changed. Use another copy of the archive."
+                ),
+                path=path,
+                name=name,
+                size=member.size,
+                expected=expected[name].size,
             )
         seen.add(name)
         target = destination / name
@@ -277,34 +319,64 @@ def _extract_members(path: Path, tar: tarfile.TarFile, destination: Path) -> dic
         actual = copy_with_checksum(tar.extractfile(member), target)
         if actual != expected[name]:
             raise BackupError(
-                f"Backup archive {path}: {name} does not match its checksum in the manifest "
-                f"(expected SHA-256 {expected[name].sha256}, {expected[name].size} bytes; "
-                f"found {actual.sha256}, {actual.size} bytes). Nothing was changed. "
-                "Use another copy of the archive."
+                gettext_noop(
+                    "Backup archive %(path)s: %(name)s does not match its checksum in the "
+                    "manifest (expected SHA-256 %(expected_sha256)s, %(expected_size)d bytes; "
+                    "found %(sha256)s, %(size)d bytes). Nothing was changed. "
+                    "Use another copy of the archive."
+                ),
+                path=path,
+                name=name,
+                expected_sha256=expected[name].sha256,
+                expected_size=expected[name].size,
+                sha256=actual.sha256,
+                size=actual.size,
             )
     missing = sorted(set(expected) - seen)
     if missing:
         raise BackupError(
-            f"Backup archive {path} lacks {', '.join(missing)}, which its manifest lists. "
-            "The archive is truncated or was altered; nothing was changed."
+            gettext_noop(
+                "Backup archive %(path)s lacks %(names)s, which its manifest lists. "
+                "The archive is truncated or was altered; nothing was changed."
+            ),
+            path=path,
+            names=", ".join(missing),
         )
     return manifest
 
 
 def _parse_manifest(path: Path, data: bytes) -> dict:
     """Return the manifest, checked for the fields that restore and verify rely on."""
-    problem = f"{path} is not a CPR Portal backup or its manifest is damaged"
+    problem = Message(
+        gettext_noop("%(path)s is not a CPR Portal backup or its manifest is damaged"), path=path
+    )
     try:
         manifest = json.loads(data)
     except ValueError as error:
-        raise BackupError(f"{problem}: {MANIFEST_NAME} is not JSON ({error}).") from error
+        raise BackupError(
+            gettext_noop("%(problem)s: %(manifest)s is not JSON (%(error)s)."),
+            problem=problem,
+            manifest=MANIFEST_NAME,
+            error=error,
+        ) from error
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BackupError(f"{problem}: {MANIFEST_NAME} has no format {FORMAT!r}.")
+        raise BackupError(
+            gettext_noop("%(problem)s: %(manifest)s has no format %(format)r."),
+            problem=problem,
+            manifest=MANIFEST_NAME,
+            format=FORMAT,
+        )
     if manifest.get("format_version") != FORMAT_VERSION:
         raise BackupError(
-            f"{path} has archive format version {manifest.get('format_version')!r}; this "
-            f"portal reads version {FORMAT_VERSION}. Restore it with the portal version that "
-            f"made it ({manifest.get('portal_version', 'unknown')})."
+            gettext_noop(
+                "%(path)s has archive format version %(version)r; this portal reads version "
+                "%(supported)s. Restore it with the portal version that made it "
+                "(%(portal_version)s)."
+            ),
+            path=path,
+            version=manifest.get("format_version"),
+            supported=FORMAT_VERSION,
+            portal_version=manifest.get("portal_version", "unknown"),
         )
     checks = {
         "database": isinstance(manifest.get("database"), dict)
@@ -320,12 +392,25 @@ def _parse_manifest(path: Path, data: bytes) -> dict:
     }
     for field, valid in checks.items():
         if not valid:
-            raise BackupError(f"{problem}: the field {field!r} is missing or malformed.")
+            raise BackupError(
+                gettext_noop("%(problem)s: the field %(field)r is missing or malformed."),
+                problem=problem,
+                field=field,
+            )
     for name in manifest["files"]:
         if not is_safe_member_name(name):
-            raise BackupError(f"{problem}: it lists the unsafe path {name!r}. Nothing was changed.")
+            raise BackupError(
+                gettext_noop(
+                    "%(problem)s: it lists the unsafe path %(name)r. Nothing was changed."
+                ),
+                problem=problem,
+                name=name,
+            )
     if manifest["database"]["file"] not in manifest["files"]:
-        raise BackupError(f"{problem}: the database part is not among the listed files.")
+        raise BackupError(
+            gettext_noop("%(problem)s: the database part is not among the listed files."),
+            problem=problem,
+        )
     return manifest
 
 

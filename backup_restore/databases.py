@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import connections
+from django.utils.translation import gettext_noop
+
+from cpr_portal.messages import Message
 
 from . import pg_load
 from .errors import BackupError
@@ -47,8 +50,8 @@ class Database(ABC):
         return str(self.settings_dict["NAME"])
 
     @abstractmethod
-    def describe(self) -> str:
-        """Return a phrase naming the database for messages."""
+    def describe(self) -> Message:
+        """Return a phrase naming the database for messages (str() of it is English)."""
 
     @abstractmethod
     def dump(self, destination: Path) -> Snapshot:
@@ -94,18 +97,29 @@ def database_for(using: str = "default") -> Database:
     if connection.vendor == "sqlite":
         return SqliteDatabase(connection.settings_dict)
     raise BackupError(
-        f"The database {using!r} uses {connection.vendor}; backups support PostgreSQL and SQLite."
+        gettext_noop(
+            "The database %(alias)r uses %(vendor)s; backups support PostgreSQL and SQLite."
+        ),
+        alias=using,
+        vendor=connection.vendor,
     )
 
 
-def compare_rows(actual: dict[str, int], expected: dict[str, int]) -> list[str]:
+def compare_rows(actual: dict[str, int], expected: dict[str, int]) -> list[Message]:
     """Return one line per table whose row count differs from the manifest's."""
+    no_table = Message(gettext_noop("no table"))
     differences = []
     for table in sorted(set(actual) | set(expected)):
         if actual.get(table) != expected.get(table):
             differences.append(
-                f"{table}: {expected.get(table, 'no table')} in the manifest, "
-                f"{actual.get(table, 'no table')} in the database"
+                Message(
+                    gettext_noop(
+                        "%(table)s: %(expected)s in the manifest, %(actual)s in the database"
+                    ),
+                    table=table,
+                    expected=expected.get(table, no_table),
+                    actual=actual.get(table, no_table),
+                )
             )
     return differences
 
@@ -152,10 +166,15 @@ class PostgresDatabase(Database):
     vendor = "postgresql"
     dump_filename = "database.dump"
 
-    def describe(self) -> str:
-        host = self.settings_dict.get("HOST") or "the local socket"
+    def describe(self) -> Message:
+        host = self.settings_dict.get("HOST") or Message(gettext_noop("the local socket"))
         port = self.settings_dict.get("PORT") or 5432
-        return f"PostgreSQL database {self.name!r} on {host}:{port}"
+        return Message(
+            gettext_noop("PostgreSQL database %(name)r on %(host)s:%(port)s"),
+            name=self.name,
+            host=host,
+            port=port,
+        )
 
     def connection_parameters(self) -> dict[str, str]:
         """Return the libpq parameters of this database, from its Django settings."""
@@ -178,10 +197,14 @@ class PostgresDatabase(Database):
         try:
             return psycopg.connect(**self.connection_parameters(), autocommit=autocommit)
         except psycopg.OperationalError as error:
-            raise BackupError(f"Cannot connect to the {self.describe()}: {error}") from error
+            raise BackupError(
+                gettext_noop("Cannot connect to the %(database)s: %(error)s"),
+                database=self.describe(),
+                error=error,
+            ) from error
 
     @contextmanager
-    def reporting_errors(self, action: str) -> Iterator[None]:
+    def reporting_errors(self, action: Message) -> Iterator[None]:
         """Turn a database error (a missing privilege, for one) into a BackupError."""
         import psycopg
 
@@ -189,10 +212,26 @@ class PostgresDatabase(Database):
             yield
         except psycopg.Error as error:
             logger.error("%s in %s failed: %s", action, self.describe(), error)
+            user = self.settings_dict.get("USER")
+            if user:
+                raise BackupError(
+                    gettext_noop(
+                        "%(action)s in the %(database)s failed: %(error)s. Run it as a role "
+                        "that may do this (PostgreSQL user %(user)r)."
+                    ),
+                    action=action,
+                    database=self.describe(),
+                    error=str(error).strip(),
+                    user=user,
+                ) from error
             raise BackupError(
-                f"{action} in the {self.describe()} failed: {str(error).strip()}. "
-                f"Run it as a role that may do this (PostgreSQL user "
-                f"{self.settings_dict.get('USER') or 'of the current login'!r})."
+                gettext_noop(
+                    "%(action)s in the %(database)s failed: %(error)s. Run it as a role "
+                    "that may do this (PostgreSQL user of the current login)."
+                ),
+                action=action,
+                database=self.describe(),
+                error=str(error).strip(),
             ) from error
 
     def client_environment(self) -> dict[str, str]:
@@ -221,7 +260,7 @@ class PostgresDatabase(Database):
         # pg_dump reads, so they match the dump even while the site keeps writing.
         with (
             closing(self.connect(autocommit=False)) as connection,
-            self.reporting_errors("Reading the tables"),
+            self.reporting_errors(Message(gettext_noop("Reading the tables"))),
         ):
             connection.isolation_level = IsolationLevel.REPEATABLE_READ
             connection.read_only = True
@@ -241,7 +280,11 @@ class PostgresDatabase(Database):
             connection.rollback()
         if result.returncode != 0:
             logger.error("pg_dump of %s failed: %s", self.describe(), result.stderr.strip())
-            raise BackupError(f"pg_dump of the {self.describe()} failed: {result.stderr.strip()}")
+            raise BackupError(
+                gettext_noop("pg_dump of the %(database)s failed: %(error)s"),
+                database=self.describe(),
+                error=result.stderr.strip(),
+            )
         return Snapshot(server_version=server_version, migrations=migrations, tables=tables)
 
     def check_dump(self, path: Path, tables: dict[str, int]) -> None:
@@ -256,8 +299,11 @@ class PostgresDatabase(Database):
         result = self.run_client(["pg_restore", "--list", str(path)])
         if result.returncode != 0:
             raise BackupError(
-                "The database part of the archive is not a dump that this pg_restore can "
-                f"read: {result.stderr.strip()}. Nothing was changed."
+                gettext_noop(
+                    "The database part of the archive is not a dump that this pg_restore can "
+                    "read: %(error)s. Nothing was changed."
+                ),
+                error=result.stderr.strip(),
             )
         by_schema = pg_load.tables_by_schema(result.stdout)
         expected = set(tables)
@@ -265,11 +311,20 @@ class PostgresDatabase(Database):
         schema = max(by_schema, key=lambda name: len(by_schema[name] & expected), default="")
         found = by_schema.get(schema, set())
         if found != expected:
-            problems = [f"{name}: not in the dump" for name in sorted(expected - found)]
-            problems += [f"{name}: not in the manifest" for name in sorted(found - expected)]
+            problems = [
+                Message(gettext_noop("%(table)s: not in the dump"), table=name)
+                for name in sorted(expected - found)
+            ]
+            problems += [
+                Message(gettext_noop("%(table)s: not in the manifest"), table=name)
+                for name in sorted(found - expected)
+            ]
             raise BackupError(
-                "The archive's manifest and its database dump list different tables "
-                f"({'; '.join(problems)}). The archive was altered; nothing was changed."
+                gettext_noop(
+                    "The archive's manifest and its database dump list different tables "
+                    "(%(problems)s). The archive was altered; nothing was changed."
+                ),
+                problems=problems,
             )
         return schema
 
@@ -277,7 +332,7 @@ class PostgresDatabase(Database):
         schema = self.dump_schema(path, tables)
         with (
             closing(self.connect()) as connection,
-            self.reporting_errors("Reading the tables before the restore"),
+            self.reporting_errors(Message(gettext_noop("Reading the tables before the restore"))),
         ):
             drops, extra = pg_load.drop_tables_sql(connection, schema, set(tables))
             check = pg_load.row_count_check_sql(connection, schema, tables)
@@ -294,7 +349,8 @@ class PostgresDatabase(Database):
             logger.warning("Restore into %s: %s", self.describe(), message)
 
     def table_rows(self) -> dict[str, int]:
-        with closing(self.connect()) as connection, self.reporting_errors("Counting rows"):
+        counting = Message(gettext_noop("Counting rows"))
+        with closing(self.connect()) as connection, self.reporting_errors(counting):
             return self._count_rows(connection)
 
     @staticmethod
@@ -329,15 +385,23 @@ class PostgresDatabase(Database):
                     sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(identifier)
                 )
             except psycopg.errors.InsufficientPrivilege as error:
-                role = self.settings_dict.get("USER") or "of the current login"
+                user = self.settings_dict.get("USER")
+                role = repr(user) if user else Message(gettext_noop("of the current login"))
                 raise BackupError(
-                    f"Cannot create the temporary database {name}: the PostgreSQL role "
-                    f"{role!r} lacks the CREATEDB privilege ({str(error).strip()}). Grant it "
-                    f"(ALTER ROLE ... CREATEDB) or run verify_backup as a role that has it."
+                    gettext_noop(
+                        "Cannot create the temporary database %(name)s: the PostgreSQL role "
+                        "%(role)s lacks the CREATEDB privilege (%(error)s). Grant it "
+                        "(ALTER ROLE ... CREATEDB) or run verify_backup as a role that has it."
+                    ),
+                    name=name,
+                    role=role,
+                    error=str(error).strip(),
                 ) from error
             except psycopg.Error as error:
                 raise BackupError(
-                    f"Cannot create the temporary database {name}: {str(error).strip()}"
+                    gettext_noop("Cannot create the temporary database %(name)s: %(error)s"),
+                    name=name,
+                    error=str(error).strip(),
                 ) from error
         logger.info("Created temporary database %s", name)
         try:
@@ -360,16 +424,19 @@ class SqliteDatabase(Database):
     vendor = "sqlite"
     dump_filename = "database.sqlite3"
 
-    def describe(self) -> str:
-        return f"SQLite database {self.name}"
+    def describe(self) -> Message:
+        return Message(gettext_noop("SQLite database %(name)s"), name=self.name)
 
     @property
     def path(self) -> Path:
         name = self.name
         if not name or name == ":memory:" or "mode=memory" in name or name.startswith("file:"):
             raise BackupError(
-                f"The SQLite database {name!r} is not a plain file; backups need a file "
-                "database such as DATABASE_URL=sqlite:////path/to/db.sqlite3."
+                gettext_noop(
+                    "The SQLite database %(name)r is not a plain file; backups need a file "
+                    "database such as DATABASE_URL=sqlite:////path/to/db.sqlite3."
+                ),
+                name=name,
             )
         return Path(name)
 
@@ -378,7 +445,10 @@ class SqliteDatabase(Database):
 
     def dump(self, destination: Path) -> Snapshot:
         if not self.path.is_file():
-            raise BackupError(f"The {self.describe()} does not exist; there is nothing to back up.")
+            raise BackupError(
+                gettext_noop("The %(database)s does not exist; there is nothing to back up."),
+                database=self.describe(),
+            )
         with closing(self.connect()) as source, closing(self.connect(destination)) as target:
             source.backup(target)
         # Counted from the copy, so the manifest matches the dump exactly.
@@ -398,14 +468,20 @@ class SqliteDatabase(Database):
             result = [str(error)]
         if result != ["ok"]:
             raise BackupError(
-                "The database part of the archive is not a sound SQLite database "
-                f"({'; '.join(result[:5])}). Nothing was changed."
+                gettext_noop(
+                    "The database part of the archive is not a sound SQLite database "
+                    "(%(problems)s). Nothing was changed."
+                ),
+                problems="; ".join(result[:5]),
             )
         differences = compare_rows(counts, tables)
         if differences:
             raise BackupError(
-                "The archive's database part does not have the row counts of its manifest "
-                f"({'; '.join(differences)}). The archive was altered; nothing was changed."
+                gettext_noop(
+                    "The archive's database part does not have the row counts of its manifest "
+                    "(%(differences)s). The archive was altered; nothing was changed."
+                ),
+                differences=differences,
             )
 
     def restore(self, path: Path, *, tables: dict[str, int]) -> None:
@@ -418,7 +494,11 @@ class SqliteDatabase(Database):
                 source.backup(target)
         except sqlite3.Error as error:
             logger.error("Restore into %s failed: %s", self.describe(), error)
-            raise BackupError(f"Restore into the {self.describe()} failed: {error}") from error
+            raise BackupError(
+                gettext_noop("Restore into the %(database)s failed: %(error)s"),
+                database=self.describe(),
+                error=error,
+            ) from error
 
     def table_rows(self) -> dict[str, int]:
         if not self.path.exists():
@@ -427,7 +507,11 @@ class SqliteDatabase(Database):
             with closing(self.connect()) as connection:
                 return self._count_rows(connection)
         except sqlite3.Error as error:
-            raise BackupError(f"Cannot count the rows of the {self.describe()}: {error}") from error
+            raise BackupError(
+                gettext_noop("Cannot count the rows of the %(database)s: %(error)s"),
+                database=self.describe(),
+                error=error,
+            ) from error
 
     @staticmethod
     def _count_rows(connection: sqlite3.Connection) -> dict[str, int]:

@@ -74,7 +74,7 @@ def command_errors(action: str, cleanup: str) -> Iterator[None]:
             yield
     except BackupError as error:
         raise CommandError(
-            _("%(action)s failed: %(error)s") % {"action": action, "error": error}
+            _("%(action)s failed: %(error)s") % {"action": action, "error": error.translated()}
         ) from error
     except Interrupted as stop:
         raise CommandError(

@@ -21,6 +21,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from django.utils.translation import gettext_noop
+
+from cpr_portal.messages import Message
+
 from .errors import BackupError
 
 logger = logging.getLogger(__name__)
@@ -112,7 +116,7 @@ def row_count_check_sql(connection, schema: str, tables: dict[str, int]) -> str:
 
 
 def load_dump(
-    dump: Path, environment: dict[str, str], *, preamble: str, epilogue: str, target: str
+    dump: Path, environment: dict[str, str], *, preamble: str, epilogue: str, target: Message
 ) -> list[str]:
     """Run preamble, the dump's SQL and epilogue in one transaction; return psql's notices.
 
@@ -178,23 +182,37 @@ def load_dump(
         load_messages = _read_lines(load_errors)
 
     if dump_status != 0:
-        details = "\n".join(dump_messages[:20]) or f"exit status {dump_status}"
+        details = "\n".join(dump_messages[:20]) or exit_status(dump_status)
         logger.error("pg_restore of %s failed: %s", dump, " | ".join(dump_messages))
         raise BackupError(
-            f"pg_restore could not read the dump, so the restore into the {target} was "
-            f"stopped before it committed and nothing was changed:\n{details}"
+            gettext_noop(
+                "pg_restore could not read the dump, so the restore into the %(database)s was "
+                "stopped before it committed and nothing was changed:\n%(details)s"
+            ),
+            database=target,
+            details=details,
         )
     if load_status != 0:
-        details = "\n".join(load_messages[:20]) or f"exit status {load_status}"
+        details = "\n".join(load_messages[:20]) or exit_status(load_status)
         logger.error("Restore into %s failed: %s", target, " | ".join(load_messages))
         if load_status == PSQL_SCRIPT_ERROR:
             raise BackupError(
-                f"The restore into the {target} failed and was rolled back:\n{details}"
+                gettext_noop(
+                    "The restore into the %(database)s failed and was rolled back:\n%(details)s"
+                ),
+                database=target,
+                details=details,
             )
         raise BackupError(
-            f"psql failed with exit status {load_status} while restoring into the {target}:\n"
-            f"{details}\nThe restore runs as one transaction, so it was applied completely or "
-            "not at all; when the connection was lost during the final COMMIT, check which."
+            gettext_noop(
+                "psql failed with exit status %(status)d while restoring into the "
+                "%(database)s:\n%(details)s\nThe restore runs as one transaction, so it was "
+                "applied completely or not at all; when the connection was lost during the "
+                "final COMMIT, check which."
+            ),
+            status=load_status,
+            database=target,
+            details=details,
         )
     return load_messages
 
@@ -234,8 +252,15 @@ def _read_lines(stream) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
+def exit_status(status: int) -> Message:
+    return Message(gettext_noop("exit status %(status)d"), status=status)
+
+
 def missing_program(program: str) -> BackupError:
     return BackupError(
-        f"{program} was not found. Install the PostgreSQL client programs "
-        "(Debian package postgresql-client) of the server's major version or newer."
+        gettext_noop(
+            "%(program)s was not found. Install the PostgreSQL client programs "
+            "(Debian package postgresql-client) of the server's major version or newer."
+        ),
+        program=program,
     )

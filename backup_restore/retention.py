@@ -16,6 +16,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.db import DatabaseError, connections
+from django.utils.translation import gettext_noop
+
+from cpr_portal.messages import Message
 
 from .archive import read_manifest
 from .databases import Database
@@ -23,7 +26,8 @@ from .errors import BackupError
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[str], None]
+# Receives a Message: str() of it is English for a log, `translated()` is for the screen.
+Progress = Callable[[Message], None]
 
 # Names of the archives that `backup` writes; retention considers no other file.
 ARCHIVE_NAME = re.compile(r"^backup_\d{8}_\d{6}\.tar\.gz$")
@@ -96,7 +100,12 @@ def prune_backups(
     An archive that another run deletes meanwhile is skipped.
     """
     if keep < 1:
-        raise BackupError(f"--keep must be 1 or more, got {keep}: it counts the archive just made.")
+        raise BackupError(
+            gettext_noop(
+                "--keep must be 1 or more, got %(keep)s: it counts the archive just made."
+            ),
+            keep=keep,
+        )
     ours = []
     for path in sorted(Path(directory).iterdir()):
         if path == newest or not ARCHIVE_NAME.match(path.name):
@@ -122,6 +131,6 @@ def prune_backups(
             logger.info("Retention found %s already deleted", path)
             continue
         logger.info("Retention deleted %s", path)
-        progress(f"Deleted old backup {path.name}")
+        progress(Message(gettext_noop("Deleted old backup %(name)s"), name=path.name))
         removed.append(path)
     return removed

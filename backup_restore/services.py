@@ -23,6 +23,9 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
+from cpr_portal.messages import Message
 
 from .archive import (
     FORMAT,
@@ -108,6 +111,10 @@ def describe_contents(manifest: dict) -> str:
     }
 
 
+def checking_message(archive: Path) -> Message:
+    return Message(gettext_noop("Checking %(archive)s and every checksum"), archive=archive)
+
+
 # --- Backup -------------------------------------------------------------------------------
 
 
@@ -127,7 +134,12 @@ def create_backup(
     deleted afterwards; see `prune_backups`.
     """
     if keep is not None and keep < 1:
-        raise BackupError(f"--keep must be 1 or more, got {keep}: it counts the archive just made.")
+        raise BackupError(
+            gettext_noop(
+                "--keep must be 1 or more, got %(keep)s: it counts the archive just made."
+            ),
+            keep=keep,
+        )
     database = database_for(using)
     created_at = timezone.localtime(now)
     output_dir = prepare_output_dir(Path(output_dir))
@@ -137,9 +149,15 @@ def create_backup(
     logger.info("Backup of the %s to %s started", database.describe(), output_dir)
     try:
         with locked_temporary_directory(STAGING_PREFIX, output_dir) as staging_dir:
-            progress(f"Dumping the {database.describe()}")
+            progress(
+                Message(gettext_noop("Dumping the %(database)s"), database=database.describe())
+            )
             snapshot = database.dump(staging_dir / database.dump_filename)
-            progress(f"Copying media files from {settings.MEDIA_ROOT}")
+            progress(
+                Message(
+                    gettext_noop("Copying media files from %(folder)s"), folder=settings.MEDIA_ROOT
+                )
+            )
             files = {database.dump_filename: file_entry(staging_dir / database.dump_filename)}
             files.update(stage_media(Path(settings.MEDIA_ROOT), staging_dir))
             manifest = {
@@ -159,15 +177,19 @@ def create_backup(
                 "tables": snapshot.tables,
                 "files": {name: entry.as_json() for name, entry in files.items()},
             }
-            progress(f"Writing the archive in {output_dir}")
+            progress(Message(gettext_noop("Writing the archive in %(folder)s"), folder=output_dir))
             path = write_archive(
                 archive_names(output_dir, prefix, created_at), manifest, staging_dir
             )
     except OSError as error:
         logger.error("Backup to %s failed: %s", output_dir, error)
         raise BackupError(
-            f"Writing the backup in {output_dir} failed: {error}. Check that the folder has "
-            "room and that this user may write there, then run the backup again."
+            gettext_noop(
+                "Writing the backup in %(folder)s failed: %(error)s. Check that the folder has "
+                "room and that this user may write there, then run the backup again."
+            ),
+            folder=output_dir,
+            error=error,
         ) from error
     logger.info("Backup written to %s (%d bytes)", path, path.stat().st_size)
 
@@ -177,7 +199,13 @@ def create_backup(
             directory=output_dir, keep=keep, install_id=install, newest=path, progress=progress
         )
     elif keep is not None:
-        progress("This database has no install id (run migrate), so no archive was deleted")
+        progress(
+            Message(
+                gettext_noop(
+                    "This database has no install id (run migrate), so no archive was deleted"
+                )
+            )
+        )
     return BackupResult(path=path, manifest=manifest, removed=removed)
 
 
@@ -187,13 +215,20 @@ def prepare_output_dir(output_dir: Path) -> Path:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise BackupError(
-            f"Cannot use {output_dir} as the backup folder: {error.strerror}. Give a folder "
-            "that this user may create or write to."
+            gettext_noop(
+                "Cannot use %(folder)s as the backup folder: %(error)s. Give a folder "
+                "that this user may create or write to."
+            ),
+            folder=output_dir,
+            error=error.strerror,
         ) from error
     if not os.access(output_dir, os.W_OK | os.X_OK):
         raise BackupError(
-            f"Cannot write to the backup folder {output_dir}. Give a folder that this user "
-            "may write to."
+            gettext_noop(
+                "Cannot write to the backup folder %(folder)s. Give a folder that this user "
+                "may write to."
+            ),
+            folder=output_dir,
         )
     return output_dir
 
@@ -223,7 +258,7 @@ def restore_backup(
     media_root = Path(settings.MEDIA_ROOT)
     logger.info("Restore of %s into the %s started", archive, database.describe())
     with locked_temporary_directory(RESTORE_WORK_PREFIX) as work_dir:
-        progress(f"Checking {archive} and every checksum")
+        progress(checking_message(archive))
         manifest = extract_archive(archive, work_dir)
         check_restorable(archive, manifest, database)
         check_media_targets(manifest, media_root)
@@ -233,34 +268,61 @@ def restore_backup(
         target = describe_target(database, manifest, media_root, using)
         if target.data and not force:
             raise BackupError(
-                f"The {database.describe()} already contains data ({'; '.join(target.data)}). "
-                "Nothing was changed. Run the restore again with --force to replace it; "
-                "a safety backup of the current data is written first."
+                gettext_noop(
+                    "The %(database)s already contains data (%(data)s). Nothing was changed. "
+                    "Run the restore again with --force to replace it; a safety backup of "
+                    "the current data is written first."
+                ),
+                database=database.describe(),
+                data=target.data,
             )
         safety_backup = None
         if target.data or target.has_tables:
-            progress("Writing a safety backup of the current database and media files first")
+            progress(
+                Message(
+                    gettext_noop(
+                        "Writing a safety backup of the current database and media files first"
+                    )
+                )
+            )
             safety_backup = create_backup(
                 output_dir=Path(safety_dir or settings.CPR_BACKUP_DIR),
                 using=using,
                 prefix=SAFETY_PREFIX,
                 progress=progress,
             ).path
-            progress(f"Safety backup written: {safety_backup}")
+            # scripts/restore.sh takes the path from the end of this line, in any language.
+            # Translators: keep %(path)s at the very end of the line; a script reads it there.
+            progress(Message(gettext_noop("Safety backup written: %(path)s"), path=safety_backup))
 
-        progress(f"Restoring the {database.describe()}")
+        progress(Message(gettext_noop("Restoring the %(database)s"), database=database.describe()))
         connections[using].close()
         database.restore(dump, tables=manifest["tables"])
 
-        progress(f"Restoring media files into {media_root}")
+        progress(Message(gettext_noop("Restoring media files into %(folder)s"), folder=media_root))
         try:
             written, kept = restore_media(work_dir, manifest, media_root)
         except OSError as error:
             logger.error("Restoring media files into %s failed: %s", media_root, error)
+            if safety_backup:
+                raise BackupError(
+                    gettext_noop(
+                        "The database was restored, but writing the media files into "
+                        "%(folder)s failed: %(error)s. Fix that and run the restore again "
+                        "with --force. The data before the restore is in %(safety_backup)s."
+                    ),
+                    folder=media_root,
+                    error=error,
+                    safety_backup=safety_backup,
+                ) from error
             raise BackupError(
-                f"The database was restored, but writing the media files into {media_root} "
-                f"failed: {error}. Fix that and run the restore again with --force."
-                + (f" The data before the restore is in {safety_backup}." if safety_backup else "")
+                gettext_noop(
+                    "The database was restored, but writing the media files into "
+                    "%(folder)s failed: %(error)s. Fix that and run the restore again "
+                    "with --force."
+                ),
+                folder=media_root,
+                error=error,
             ) from error
 
     migrated = migrate_if_needed(using, progress)
@@ -288,16 +350,28 @@ def check_restorable(archive: Path, manifest: dict, database: Database) -> None:
     )
     if unknown:
         raise BackupError(
-            f"{archive} is newer than this code (portal {portal_version()}): it was made by "
-            f"portal {manifest.get('portal_version', 'unknown')} and has migrations this code "
-            f"does not have: {', '.join(unknown)}. Deploy that version or a newer one, then "
-            "restore. Nothing was changed."
+            gettext_noop(
+                "%(archive)s is newer than this code (portal %(version)s): it was made by "
+                "portal %(archive_version)s and has migrations this code does not have: "
+                "%(migrations)s. Deploy that version or a newer one, then restore. "
+                "Nothing was changed."
+            ),
+            archive=archive,
+            version=portal_version(),
+            archive_version=manifest.get("portal_version", "unknown"),
+            migrations=", ".join(unknown),
         )
     vendor = manifest["database"]["vendor"]
     if vendor != database.vendor:
         raise BackupError(
-            f"{archive} contains a {vendor} database, but this portal uses {database.vendor}. "
-            "Restore it into a portal configured with the same engine. Nothing was changed."
+            gettext_noop(
+                "%(archive)s contains a %(vendor)s database, but this portal uses "
+                "%(portal_vendor)s. Restore it into a portal configured with the same engine. "
+                "Nothing was changed."
+            ),
+            archive=archive,
+            vendor=vendor,
+            portal_vendor=database.vendor,
         )
 
 
@@ -312,16 +386,40 @@ def check_media_targets(manifest: dict, media_root: Path) -> None:
         folders = [media_root, *(media_root / parent for parent in reversed(relative.parents[:-1]))]
         for folder in folders:
             if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
-                conflicts.add(f"{folder} is a file, but the archive has files in a folder so named")
+                conflicts.add(
+                    Message(
+                        gettext_noop(
+                            "%(path)s is a file, but the archive has files in a folder so named"
+                        ),
+                        path=folder,
+                    )
+                )
         target = media_root / relative
         if target.is_dir():
-            conflicts.add(f"{target} is a folder, but the archive has a file of that name")
+            conflicts.add(
+                Message(
+                    gettext_noop("%(path)s is a folder, but the archive has a file of that name"),
+                    path=target,
+                )
+            )
     if conflicts:
-        shown = sorted(conflicts)
+        listed = sorted(conflicts, key=str)
+        if len(listed) > 10:
+            raise BackupError(
+                gettext_noop(
+                    "Media files of the archive cannot be written: %(conflicts)s (and "
+                    "%(more)d more). Move those away, then run the restore again. "
+                    "Nothing was changed."
+                ),
+                conflicts=listed[:10],
+                more=len(listed) - 10,
+            )
         raise BackupError(
-            f"Media files of the archive cannot be written: {'; '.join(shown[:10])}"
-            + (f" (and {len(shown) - 10} more)" if len(shown) > 10 else "")
-            + ". Move those away, then run the restore again. Nothing was changed."
+            gettext_noop(
+                "Media files of the archive cannot be written: %(conflicts)s. Move those "
+                "away, then run the restore again. Nothing was changed."
+            ),
+            conflicts=listed,
         )
 
 
@@ -330,7 +428,7 @@ class TargetContents:
     """Contents of a restore target that the restore would replace."""
 
     # Tables with rows and media files that differ: a restore over them needs --force.
-    data: list[str]
+    data: list[Message]
     # Whether the database has any table at all, even one with nothing but generated rows.
     has_tables: bool
 
@@ -350,7 +448,7 @@ def describe_target(
             continue
         if table == SEEDED_PLAN_TABLE and count == 1 and seeded_plan_unchanged(using):
             continue
-        data.append(f"{table}: {count} rows")
+        data.append(Message(gettext_noop("%(table)s: %(count)d rows"), table=table, count=count))
     overwritten = 0
     for name, entry in manifest["files"].items():
         if not name.startswith(MEDIA_PREFIX):
@@ -359,7 +457,13 @@ def describe_target(
         if target.is_file() and file_entry(target).as_json() != entry:
             overwritten += 1
     if overwritten:
-        data.append(f"{overwritten} media files in {media_root} differ from the archive's")
+        data.append(
+            Message(
+                gettext_noop("%(count)d media files in %(folder)s differ from the archive's"),
+                count=overwritten,
+                folder=media_root,
+            )
+        )
     return TargetContents(data=data, has_tables=bool(rows))
 
 
@@ -372,7 +476,10 @@ def seeded_plan_unchanged(using: str) -> bool:
     """Return whether the plans table contains only the plan that migrations seed, unedited."""
     from members.models import Plan
 
-    seed = importlib.import_module("members.migrations.0002_seed_hot_desk_plan").HOT_DESK
+    seed = {
+        **importlib.import_module("members.migrations.0002_seed_hot_desk_plan").HOT_DESK,
+        **importlib.import_module("members.migrations.0012_seed_hot_desk_spanish").HOT_DESK_ES,
+    }
     expected = {
         field.attname: seed[field.name] if field.name in seed else field.get_default()
         for field in Plan._meta.concrete_fields
@@ -423,7 +530,14 @@ def migrate_if_needed(using: str, progress: Progress) -> bool:
     plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
     if not plan:
         return False
-    progress(f"The archive is older than the code: applying {len(plan)} migrations")
+    progress(
+        Message(
+            gettext_noop(
+                "The archive is older than the code: applying the migrations it lacks (%(count)d)"
+            ),
+            count=len(plan),
+        )
+    )
     call_command("migrate", database=using, interactive=False, verbosity=0)
     return True
 
@@ -446,20 +560,29 @@ def verify_backup(
     database = database_for(using)
     logger.info("Verification of %s started", archive)
     with locked_temporary_directory(VERIFY_WORK_PREFIX) as work_dir:
-        progress(f"Checking {archive} and every checksum")
+        progress(checking_message(archive))
         manifest = extract_archive(archive, work_dir)
         check_restorable(archive, manifest, database)
         dump = work_dir / manifest["database"]["file"]
         database.check_dump(dump, manifest["tables"])
         label = f"{timezone.now():%Y%m%d%H%M%S}_{secrets.token_hex(4)}"
         with database.temporary_database(label, work_dir) as temporary:
-            progress(f"Restoring into the temporary {temporary.describe()}")
+            progress(
+                Message(
+                    gettext_noop("Restoring into the temporary %(database)s"),
+                    database=temporary.describe(),
+                )
+            )
             temporary.restore(dump, tables=manifest["tables"])
             differences = compare_rows(temporary.table_rows(), manifest["tables"])
         if differences:
             raise BackupError(
-                f"{archive} does not restore to the row counts in its manifest: "
-                + "; ".join(differences)
+                gettext_noop(
+                    "%(archive)s does not restore to the row counts in its manifest: "
+                    "%(differences)s"
+                ),
+                archive=archive,
+                differences=differences,
             )
     logger.info("Verification of %s passed: %s", archive, table_summary(manifest))
     return manifest

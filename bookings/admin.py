@@ -54,6 +54,7 @@ class RoomAdmin(admin.ModelAdmin):
     inlines = (RoomHoursInline,)
     fieldsets = (
         (None, {"fields": ("name", "capacity", "description", "photo", "sort_order")}),
+        (gettext_lazy("Spanish"), {"fields": ("description_es",)}),
         (
             gettext_lazy("Booking rules"),
             {

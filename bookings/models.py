@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from cpr_portal.localized_text import in_active_language
 from members.models import Member, Membership
 
 from .constraints import Int8Range, PostgresOnlyExclusionConstraint, TsTzRange
@@ -58,6 +59,14 @@ class Room(models.Model):
     )
     photo = models.ImageField(_("photo"), upload_to="rooms/", blank=True)
     description = models.TextField(_("description"), blank=True)
+    description_es = models.TextField(
+        _("description in Spanish"),
+        blank=True,
+        help_text=_(
+            "Shown on Spanish pages and emails in place of the English description. Leave "
+            "it empty to show the English one."
+        ),
+    )
     sort_order = models.PositiveSmallIntegerField(_("sort order"), default=0)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -90,6 +99,11 @@ class Room(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def localized_description(self) -> str:
+        """The description in the active language: description_es for Spanish when filled in."""
+        return in_active_language(self.description, self.description_es)
 
     def clean(self):
         super().clean()

@@ -222,12 +222,12 @@ def check_times(
     minutes = (end - start) // datetime.timedelta(minutes=1)
     if minutes < room.min_minutes:
         raise BookingError(
-            _("%(room)s is booked for at least %(min)s minutes; %(minutes)s is too short.")
+            _("%(room)s is booked for at least %(min)s minutes; %(minutes)s minutes is too short.")
             % {"room": room.name, "min": room.min_minutes, "minutes": minutes}
         )
     if minutes > room.max_minutes:
         raise BookingError(
-            _("%(room)s is booked for at most %(max)s minutes; %(minutes)s is too long.")
+            _("%(room)s is booked for at most %(max)s minutes; %(minutes)s minutes is too long.")
             % {"room": room.name, "max": room.max_minutes, "minutes": minutes}
         )
     return minutes

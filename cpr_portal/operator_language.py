@@ -10,6 +10,8 @@ import os
 from django.conf import settings
 from django.utils import translation
 
+from cpr_portal.messages import shown
+
 # Checked in this order; the first one set decides. LANGUAGE may list several, such as
 # "es_PR:en", as GNU gettext reads it.
 LOCALE_VARIABLES = ("CPR_COMMAND_LANGUAGE", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
@@ -48,6 +50,13 @@ class OperatorLanguageMixin:
     def execute(self, *args, **options):
         with translation.override(operator_language()):
             return super().execute(*args, **options)
+
+    def progress_writer(self, verbosity: int):
+        """Return a callable that prints a service's progress Message in the operator's
+        language, or one that prints nothing when `verbosity` is 0."""
+        if verbosity < 1:
+            return lambda message: None
+        return lambda message: self.stdout.write(shown(message))
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         # argparse needs a str; a lazy `help` becomes one in the active language.

@@ -35,7 +35,8 @@ MAX_START_DAYS_AHEAD = 365
 phone_validator = RegexValidator(
     regex=r"^\+?[0-9 ()./-]{7,40}$",
     message=_(
-        "Enter a phone number using digits, spaces, “+”, “-” or brackets, for example 787-555-0123."
+        "Enter a phone number using digits, spaces, parentheses and the characters “+”, “-”, "
+        "“.” or “/”, for example 787-555-0123."
     ),
 )
 

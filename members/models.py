@@ -12,6 +12,8 @@ from django.db.models import Q
 from django.db.models.functions import Lower, Upper
 from django.utils.translation import gettext_lazy as _
 
+from cpr_portal.localized_text import in_active_language
+
 ZERO = Decimal("0.00")
 
 
@@ -48,6 +50,23 @@ class Plan(models.Model):
     slug = models.SlugField(_("slug"), max_length=100, unique=True)
     summary = models.CharField(_("summary"), max_length=200, blank=True)
     description = models.TextField(_("description"), blank=True)
+    summary_es = models.CharField(
+        _("summary in Spanish"),
+        max_length=200,
+        blank=True,
+        help_text=_(
+            "Shown on Spanish pages and emails in place of the English summary. Leave it "
+            "empty to show the English one."
+        ),
+    )
+    description_es = models.TextField(
+        _("description in Spanish"),
+        blank=True,
+        help_text=_(
+            "Shown on Spanish pages and emails in place of the English description. Leave "
+            "it empty to show the English one."
+        ),
+    )
     monthly_price = models.DecimalField(_("monthly price (USD)"), max_digits=10, decimal_places=2)
     billing_interval = models.CharField(
         _("billing interval"),
@@ -143,6 +162,16 @@ class Plan(models.Model):
     @property
     def is_open_for_applications(self) -> bool:
         return self.is_public and self.is_active
+
+    @property
+    def localized_summary(self) -> str:
+        """The summary in the active language: summary_es for Spanish when filled in."""
+        return in_active_language(self.summary, self.summary_es)
+
+    @property
+    def localized_description(self) -> str:
+        """The description in the active language: description_es for Spanish when filled in."""
+        return in_active_language(self.description, self.description_es)
 
 
 class Member(models.Model):

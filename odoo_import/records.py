@@ -51,7 +51,7 @@ class ImportReport:
     def __init__(self, listener: Callable[[Outcome], None] | None = None):
         self.counts: Counter = Counter()
         self.outcomes: list[Outcome] = []
-        self.warnings: list[str] = []
+        self.warnings: list = []  # Messages of the source (see OdooData.warnings)
         self.listener = listener
 
     def add(self, entity: str, verb: str, ref: str, detail: str) -> None:

@@ -17,6 +17,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from xml.parsers.expat import ExpatError
 
+from django.utils.translation import gettext_noop
+
+from cpr_portal.messages import Message, MessageError
+
 from . import parsing
 
 logger = logging.getLogger(__name__)
@@ -53,8 +57,24 @@ LINE_KEYS = (
 )
 
 
-class OdooSourceError(Exception):
-    """The source cannot be read: Odoo is unreachable, refuses the login, or a file is bad."""
+class OdooSourceError(MessageError):
+    """The source cannot be read: Odoo is unreachable, refuses the login, or a file is bad.
+
+    str(error) is English (for logs); `translated()` is what import_odoo prints.
+    """
+
+
+# Names of the custom fields and of the CSV files, as messages name them.
+CUSTOM_FIELD_LABELS = {
+    "membership_type": Message(gettext_noop("membership type")),
+    "start_date": Message(gettext_noop("start date")),
+    "access_key": Message(gettext_noop("access key")),
+}
+CSV_KIND_LABELS = {
+    "products": Message(gettext_noop("products")),
+    "contacts": Message(gettext_noop("contacts")),
+    "lines": Message(gettext_noop("membership lines")),
+}
 
 
 @dataclass(frozen=True)
@@ -74,7 +94,8 @@ class OdooData:
     products: list[dict] = field(default_factory=list)
     partners: list[dict] = field(default_factory=list)
     lines: list[dict] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    # Messages: English in str() for the log, translated where import_odoo prints them.
+    warnings: list[Message] = field(default_factory=list)
 
 
 # Called after each page with (model, records read so far, total records).
@@ -188,14 +209,19 @@ class XmlRpcSource:
         parts = urlsplit(url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise OdooSourceError(
-                f"The Odoo URL {_without_login(url.strip())!r} is not an http:// or https:// "
-                "address; set ODOO_URL or --url to the address of the Odoo site, such as "
-                "https://odoo.example.com."
+                gettext_noop(
+                    "The Odoo URL %(url)r is not an http:// or https:// address; set ODOO_URL "
+                    "or --url to the address of the Odoo site, such as "
+                    "https://odoo.example.com."
+                ),
+                url=_without_login(url.strip()),
             )
         if parts.username or parts.password:
             raise OdooSourceError(
-                "The Odoo URL contains a user name or password; give the address alone and "
-                "the login in ODOO_USERNAME and ODOO_PASSWORD."
+                gettext_noop(
+                    "The Odoo URL contains a user name or password; give the address alone "
+                    "and the login in ODOO_USERNAME and ODOO_PASSWORD."
+                )
             )
         self.url = url.strip().rstrip("/")
         self.database = database
@@ -211,35 +237,58 @@ class XmlRpcSource:
         )
         self._uid: int | None = None
 
-    def describe(self) -> str:
-        return f"Odoo at {self.url}, database {self.database}, user {self.username}"
+    def describe(self) -> Message:
+        return Message(
+            gettext_noop("Odoo at %(url)s, database %(database)s, user %(username)s"),
+            url=self.url,
+            database=self.database,
+            username=self.username,
+        )
 
-    def _call(self, description: str, function, *args):
+    def _call(self, description: str | Message, function, *args):
         try:
             return function(*args)
         except xmlrpc.client.Fault as fault:
             summary = _fault_summary(fault)
             logger.warning("Odoo call %s failed: %s", description, summary)
-            raise OdooSourceError(f"Odoo rejected {description}: {summary}") from None
+            raise OdooSourceError(
+                gettext_noop("Odoo rejected %(call)s: %(error)s"), call=description, error=summary
+            ) from None
         except xmlrpc.client.ProtocolError as error:
             logger.warning("Odoo call %s failed: HTTP %s", description, error.errcode)
             raise OdooSourceError(
-                f"{self.url} returned HTTP {error.errcode} {error.errmsg} to {description}; check "
-                "that ODOO_URL is the address of the Odoo site and that its XML-RPC API is open."
+                gettext_noop(
+                    "%(url)s returned HTTP %(status)s %(reason)s to %(call)s; check that "
+                    "ODOO_URL is the address of the Odoo site and that its XML-RPC API is open."
+                ),
+                url=self.url,
+                status=error.errcode,
+                reason=error.errmsg,
+                call=description,
             ) from None
         except (OSError, http.client.HTTPException) as error:
             logger.warning("Odoo call %s failed: %s", description, error)
             raise OdooSourceError(
-                f"Cannot reach Odoo at {self.url} ({description}): {error}. Check ODOO_URL and the "
-                "network, then run the import again."
+                gettext_noop(
+                    "Cannot reach Odoo at %(url)s (%(call)s): %(error)s. Check ODOO_URL and "
+                    "the network, then run the import again."
+                ),
+                url=self.url,
+                call=description,
+                error=error,
             ) from None
         except (xmlrpc.client.ResponseError, ExpatError) as error:
             logger.warning(
                 "Odoo call %s got a response that is not XML-RPC: %s", description, error
             )
             raise OdooSourceError(
-                f"{self.url} returned a response to {description} that is not XML-RPC ({error}); "
-                "check ODOO_URL."
+                gettext_noop(
+                    "%(url)s returned a response to %(call)s that is not XML-RPC (%(error)s); "
+                    "check ODOO_URL."
+                ),
+                url=self.url,
+                call=description,
+                error=error,
             ) from None
 
     def authenticate(self) -> int:
@@ -248,7 +297,7 @@ class XmlRpcSource:
         server_version = version.get("server_version", "?") if isinstance(version, dict) else "?"
         logger.info("Connected to Odoo %s at %s", server_version, self.url)
         uid = self._call(
-            f"the login to database {self.database}",
+            Message(gettext_noop("the login to database %(database)s"), database=self.database),
             self._common.authenticate,
             self.database,
             self.username,
@@ -263,9 +312,14 @@ class XmlRpcSource:
                 self.database,
             )
             raise OdooSourceError(
-                f"Odoo at {self.url} rejected the login of {self.username!r} to database "
-                f"{self.database!r}. Check ODOO_DB, ODOO_USERNAME and ODOO_PASSWORD (an API key "
-                "of that user works in place of the password)."
+                gettext_noop(
+                    "Odoo at %(url)s rejected the login of %(username)r to database "
+                    "%(database)r. Check ODOO_DB, ODOO_USERNAME and ODOO_PASSWORD (an API key "
+                    "of that user works in place of the password)."
+                ),
+                url=self.url,
+                username=self.username,
+                database=self.database,
             )
         self._uid = uid
         return uid
@@ -294,8 +348,12 @@ class XmlRpcSource:
         missing = [name for name in required if name not in available]
         if missing:
             raise OdooSourceError(
-                f"The Odoo model {model} has no field {', '.join(missing)}; install Odoo's "
-                "membership module in that database, or check ODOO_DB."
+                gettext_noop(
+                    "The Odoo model %(model)s has no field %(fields)s; install Odoo's "
+                    "membership module in that database, or check ODOO_DB."
+                ),
+                model=model,
+                fields=", ".join(missing),
             )
         return [*required, *(name for name in optional if name in available)]
 
@@ -369,18 +427,33 @@ class XmlRpcSource:
         }
         custom_fields: dict[str, dict] = {}
         for key, name in custom_names.items():
-            label, option = key.replace("_", " "), f"--field-{key.replace('_', '-')}"
+            label, option = CUSTOM_FIELD_LABELS[key], f"--field-{key.replace('_', '-')}"
             field_type = available.get(name, {}).get("type")
             if name not in available:
                 data.warnings.append(
-                    f"Odoo's res.partner has no field {name}, so no {label} is imported; give "
-                    f"the right field name with {option}."
+                    Message(
+                        gettext_noop(
+                            "Odoo's res.partner has no field %(field)s, so no %(label)s is "
+                            "imported; give the right field name with %(option)s."
+                        ),
+                        field=name,
+                        label=label,
+                        option=option,
+                    )
                 )
             elif field_type not in CUSTOM_FIELD_TYPES:
                 data.warnings.append(
-                    f"The field {name} of res.partner is of type {field_type}, which holds no "
-                    f"{label} the import can read, so none is imported; give a text, date, "
-                    f"selection or many2one field with {option}."
+                    Message(
+                        gettext_noop(
+                            "The field %(field)s of res.partner is of type %(type)s, which holds "
+                            "no %(label)s the import can read, so none is imported; give a "
+                            "text, date, selection or many2one field with %(option)s."
+                        ),
+                        field=name,
+                        type=field_type,
+                        label=label,
+                        option=option,
+                    )
                 )
             else:
                 partner_fields.append(name)
@@ -566,7 +639,7 @@ def _custom_headers(technical_name: str) -> tuple[str, ...]:
     return (name, label) if label != name else (name,)
 
 
-def _complete_contacts(partners: list[dict]) -> list[str]:
+def _complete_contacts(partners: list[dict]) -> list[Message]:
     """Fill in the name and company of contacts from the columns an export gave instead.
 
     A company given by id (`parent_id/id`) is named after that company's row, when the
@@ -596,9 +669,14 @@ def _complete_contacts(partners: list[dict]) -> list[str]:
     if not unnamed:
         return []
     return [
-        f"{unnamed} contacts name their company by id only (parent_id/id), and that company is "
-        "not in the contacts file, so their company is not imported; add the Related "
-        "Company column, which contains the company's name, to the export."
+        Message(
+            gettext_noop(
+                "%(count)d contacts name their company by id only (parent_id/id), and that "
+                "company is not in the contacts file, so their company is not imported; add "
+                "the Related Company column, which contains the company's name, to the export."
+            ),
+            count=unnamed,
+        )
     ]
 
 
@@ -616,12 +694,15 @@ class CsvSource:
         self.directory = Path(directory)
         if not self.directory.is_dir():
             raise OdooSourceError(
-                f"The CSV folder {str(self.directory)!r} does not exist; give --csv-dir the "
-                "folder that contains the exported files."
+                gettext_noop(
+                    "The CSV folder %(folder)r does not exist; give --csv-dir the folder that "
+                    "contains the exported files."
+                ),
+                folder=str(self.directory),
             )
 
-    def describe(self) -> str:
-        return f"CSV files in {self.directory}"
+    def describe(self) -> Message:
+        return Message(gettext_noop("CSV files in %(folder)s"), folder=self.directory)
 
     def _find(self, kind: str) -> Path:
         patterns = CSV_FILES[kind]
@@ -630,13 +711,24 @@ class CsvSource:
             if len(matches) > 1:
                 names = ", ".join(path.name for path in matches)
                 raise OdooSourceError(
-                    f"{self.directory} contains more than one {kind} file ({names}); keep one."
+                    gettext_noop(
+                        "%(folder)s contains more than one file of %(kind)s (%(names)s); keep one."
+                    ),
+                    folder=self.directory,
+                    kind=CSV_KIND_LABELS[kind],
+                    names=names,
                 )
             if matches:
                 return matches[0]
         raise OdooSourceError(
-            f"{self.directory} has no {kind} file; export it from Odoo and save it as "
-            f"{patterns[0]} (also accepted: {', '.join(patterns[1:])})."
+            gettext_noop(
+                "%(folder)s has no file of %(kind)s; export it from Odoo and save it as "
+                "%(pattern)s (also accepted: %(others)s)."
+            ),
+            folder=self.directory,
+            kind=CSV_KIND_LABELS[kind],
+            pattern=patterns[0],
+            others=", ".join(patterns[1:]),
         )
 
     def _read(self, kind: str, headers: dict[str, tuple[str, ...]]) -> list[dict]:
@@ -652,7 +744,10 @@ class CsvSource:
                 reader = csv.reader(handle, dialect)
                 header_row = next(reader, None)
                 if header_row is None:
-                    raise OdooSourceError(f"{path.name} is empty; export it from Odoo again.")
+                    raise OdooSourceError(
+                        gettext_noop("%(file)s is empty; export it from Odoo again."),
+                        file=path.name,
+                    )
                 columns = self._map_columns(path, kind, header_row, headers)
                 records = []
                 for row_number, row in enumerate(reader, start=2):
@@ -666,11 +761,17 @@ class CsvSource:
                     records.append(record)
         except UnicodeDecodeError as error:
             raise OdooSourceError(
-                f"{path.name} is not UTF-8 text ({error}); export it from Odoo again, which "
-                "writes UTF-8."
+                gettext_noop(
+                    "%(file)s is not UTF-8 text (%(error)s); export it from Odoo again, which "
+                    "writes UTF-8."
+                ),
+                file=path.name,
+                error=error,
             ) from None
         except csv.Error as error:
-            raise OdooSourceError(f"{path.name} is not valid CSV: {error}") from None
+            raise OdooSourceError(
+                gettext_noop("%(file)s is not valid CSV: %(error)s"), file=path.name, error=error
+            ) from None
         logger.info("Read %s rows from %s", len(records), path)
         return records
 
@@ -693,8 +794,14 @@ class CsvSource:
                 f"{key}: {' or '.join(headers[key][:3])}" for key in missing if key in headers
             )
             raise OdooSourceError(
-                f"{path.name} lacks the columns for {', '.join(missing)} (expected {expected}); "
-                f"it has {', '.join(header_row)}. Export those fields from Odoo and try again."
+                gettext_noop(
+                    "%(file)s lacks the columns for %(missing)s (expected %(expected)s); it has "
+                    "%(columns)s. Export those fields from Odoo and try again."
+                ),
+                file=path.name,
+                missing=", ".join(missing),
+                expected=expected,
+                columns=", ".join(header_row),
             )
         return columns
 
@@ -723,9 +830,15 @@ class CsvSource:
         ):
             if data.partners and key not in data.partners[0]:
                 data.warnings.append(
-                    f"The contacts file has no column for {key.replace('_', ' ')} "
-                    f"({' or '.join(partner_headers[key])}), so none is imported; name the "
-                    f"field with {option}."
+                    Message(
+                        gettext_noop(
+                            "The contacts file has no column for %(label)s (%(headers)s), so "
+                            "none is imported; name the field with %(option)s."
+                        ),
+                        label=CUSTOM_FIELD_LABELS[key],
+                        headers=" or ".join(partner_headers[key]),
+                        option=option,
+                    )
                 )
         for model, records in (
             ("product.product", data.products),

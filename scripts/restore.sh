@@ -87,7 +87,11 @@ else
 fi
 docker compose exec -T web rm -f "$upload" || true
 
-safety=$(sed -n 's/^Safety backup written: \([^ ]*\.tar\.gz\)$/\1/p' "$log" | tail -n 1)
+# The restore prints "Safety backup written: PATH" in the operator's language (LANG or
+# CPR_COMMAND_LANGUAGE in the container), so only the file name that ends the line is
+# matched, never the words before it.
+safety=$(sed -n 's/^.* \([^ ]*pre_restore_[0-9]\{8\}_[0-9]\{6\}\.tar\.gz\)$/\1/p' "$log" |
+    tail -n 1)
 if [ -n "$safety" ]; then
     mkdir -p "$HOST_DIR"
     docker compose cp "web:$safety" "$HOST_DIR/$(basename "$safety")"

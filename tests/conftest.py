@@ -16,6 +16,7 @@ import shutil
 import pytest
 from django.core.cache import cache
 from django.db import connection
+from django.utils import translation
 
 from cpr_portal.catalogue import compile_catalogues
 from tests.factories import StaffUserFactory, enable_totp
@@ -101,6 +102,17 @@ def pytest_configure(config):
     os.environ["CPR_COMMAND_LANGUAGE"] = "en"
 
 
+@pytest.fixture(autouse=True)
+def _reset_active_language():
+    """Deactivate the language a test left active (a Spanish page request leaves "es").
+
+    Code that runs outside a request, such as call_command's argument parsing, would
+    otherwise answer in the previous test's language.
+    """
+    yield
+    translation.deactivate()
+
+
 def pytest_sessionfinish(session, exitstatus):
     if not REQUIRE_SERVICES:
         return
@@ -136,7 +148,10 @@ def hot_desk(db):
     """
     from members.models import Plan
 
-    seed = importlib.import_module("members.migrations.0002_seed_hot_desk_plan").HOT_DESK
+    seed = {
+        **importlib.import_module("members.migrations.0002_seed_hot_desk_plan").HOT_DESK,
+        **importlib.import_module("members.migrations.0012_seed_hot_desk_spanish").HOT_DESK_ES,
+    }
     values = {key: value for key, value in seed.items() if key != "slug"}
     plan, _created = Plan.objects.get_or_create(slug=seed["slug"], defaults=values)
     return plan

@@ -11,7 +11,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 from django.views.decorators.http import require_POST
 
 from members import services
@@ -145,9 +145,11 @@ class MembershipApplicationAdmin(PerRowReportMixin, admin.ModelAdmin):
     @staticmethod
     def describe_approval(membership: Membership) -> SafeString:
         return format_html(
-            _(
+            # Translators: shown after "Application 7 from Ana Rivera <ana@example.com>: ".
+            pgettext(
+                "outcome of an admin action",
                 'approved. <a href="{url}">Membership {id}</a> on {plan} is {state}. It '
-                "starts on {start} and its commitment ends on {end}."
+                "starts on {start} and its commitment ends on {end}.",
             ),
             url=admin_change_url(membership),
             id=membership.pk,
@@ -159,7 +161,9 @@ class MembershipApplicationAdmin(PerRowReportMixin, admin.ModelAdmin):
 
     @staticmethod
     def describe_rejection(application: MembershipApplication) -> str:
-        return _("rejected.")
+        # Translators: shown after "Application 7 from Ana Rivera <ana@example.com>: ";
+        # the application was rejected.
+        return pgettext("outcome of an admin action", "rejected.")
 
     def approve_rows(self, request, applications: Iterable[MembershipApplication]) -> None:
         self.report_each(

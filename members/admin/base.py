@@ -120,6 +120,9 @@ class PerRowReportMixin:
                 message = format_html(_("{object}: {error}"), object=label(obj), error=str(error))
                 self.message_user(request, message, messages.ERROR)
                 continue
+            # Translators: {object} is a label such as "Membership 12 of Ana Rivera (Hot
+            # Desk)"; {outcome} is a phrase with the context "outcome of an admin action",
+            # such as "approved." or "now active.", which continues after the colon.
             message = format_html(
                 _("{object}: {outcome}"), object=label(obj), outcome=describe(result)
             )

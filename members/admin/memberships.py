@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.contrib.admin import ActionLocation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 
 from billing import services as billing_services
 from members import services
@@ -124,28 +124,40 @@ class MembershipAdmin(
 
     @staticmethod
     def describe_state(membership: Membership) -> str:
-        return _("now %(state)s.") % {"state": membership.get_state_display()}
-
-    @staticmethod
-    def describe_cancellation(membership: Membership) -> str:
-        if membership.state == Membership.State.CANCELLED:
-            return _("cancelled, with %(date)s as its end date.") % {
-                "date": format_date(membership.end_date)
-            }
-        return _(
-            "cancellation scheduled for %(date)s, its commitment end, as the plan's policy "
-            "requires. It stays %(state)s until then."
-        ) % {"date": format_date(membership.cancel_at), "state": membership.get_state_display()}
-
-    @staticmethod
-    def describe_withdrawal(membership: Membership) -> str:
-        return _("scheduled cancellation withdrawn. It stays %(state)s.") % {
+        # Translators: shown after "Membership 12 of Ana Rivera (Hot Desk): "; %(state)s
+        # is the membership's new state, such as "active" or "suspended".
+        return pgettext("outcome of an admin action", "now %(state)s.") % {
             "state": membership.get_state_display()
         }
 
     @staticmethod
+    def describe_cancellation(membership: Membership) -> str:
+        if membership.state == Membership.State.CANCELLED:
+            # Translators: shown after "Membership 12 of Ana Rivera (Hot Desk): ".
+            return pgettext(
+                "outcome of an admin action", "cancelled, with %(date)s as its end date."
+            ) % {"date": format_date(membership.end_date)}
+        # Translators: shown after "Membership 12 of Ana Rivera (Hot Desk): ".
+        return pgettext(
+            "outcome of an admin action",
+            "cancellation scheduled for %(date)s, its commitment end, as the plan's policy "
+            "requires. It stays %(state)s until then.",
+        ) % {"date": format_date(membership.cancel_at), "state": membership.get_state_display()}
+
+    @staticmethod
+    def describe_withdrawal(membership: Membership) -> str:
+        # Translators: shown after "Membership 12 of Ana Rivera (Hot Desk): ".
+        return pgettext(
+            "outcome of an admin action", "scheduled cancellation withdrawn. It stays %(state)s."
+        ) % {"state": membership.get_state_display()}
+
+    @staticmethod
     def describe_end(membership: Membership) -> str:
-        return _("ended on %(date)s.") % {"date": format_date(membership.end_date)}
+        # Translators: shown after "Membership 12 of Ana Rivera (Hot Desk): "; the
+        # membership ended on that date.
+        return pgettext("outcome of an admin action", "ended on %(date)s.") % {
+            "date": format_date(membership.end_date)
+        }
 
     def run_service(self, request, queryset, service, describe, **arguments) -> None:
         """Call `service(membership=…, actor=request.user, **arguments)` on each row."""

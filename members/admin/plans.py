@@ -26,6 +26,10 @@ class PlanAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("name", "slug", "summary", "description", "sort_order")}),
         (
+            gettext_lazy("Spanish"),
+            {"fields": ("summary_es", "description_es")},
+        ),
+        (
             gettext_lazy("Terms"),
             {
                 "description": gettext_lazy(

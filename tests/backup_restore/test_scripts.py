@@ -192,3 +192,20 @@ def test_restore_script_round_trip(compose_stand_in, tmp_path):
     safety = list(host_dir.glob("pre_restore_*.tar.gz"))
     assert len(safety) == 1
     assert read_manifest(safety[0])["tables"] == read_manifest(host_dir / name)["tables"]
+
+
+def test_restore_script_spanish_copies_safety(compose_stand_in):
+    environment, host_dir, _container_dir = compose_stand_in
+    assert run_script("backup.sh", environment=environment).returncode == 0
+    name = next(host_dir.glob("backup_*.tar.gz")).name
+    spanish = {**environment, "CPR_COMMAND_LANGUAGE": "es"}
+
+    forced = run_script("restore.sh", name, "--force", environment=spanish)
+
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert "Copia de seguridad preventiva escrita: " in forced.stdout
+    assert "Safety backup written" not in forced.stdout
+    # Only restore.sh copies a safety backup into the host folder.
+    safety = list(host_dir.glob("pre_restore_*.tar.gz"))
+    assert len(safety) == 1
+    assert read_manifest(safety[0])["tables"] == read_manifest(host_dir / name)["tables"]

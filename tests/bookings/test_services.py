@@ -147,7 +147,7 @@ def test_times_off_grid_by_seconds_rejected(member, room, start, end):
 def test_shorter_than_minimum_rejected(member):
     room = RoomFactory(min_minutes=60)
 
-    with pytest.raises(services.BookingError, match="at least 60 minutes; 30 is too short"):
+    with pytest.raises(services.BookingError, match="at least 60 minutes; 30 minutes is too short"):
         book(member, room, at(TUESDAY, 10), at(TUESDAY, 10, 30))
 
 

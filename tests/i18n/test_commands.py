@@ -1,13 +1,16 @@
 """Staff-facing management commands answer in the operator's language."""
 
+import logging
 import re
 import subprocess
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import translation
+from django.utils.translation import gettext_noop
 
 from cpr_portal.operator_language import operator_language
-from tests.backup_restore.helpers import PROJECT_DIR, project_environment, run_manage
+from tests.backup_restore.helpers import PROJECT_DIR, project_environment, run_manage, run_python
 
 LOCALE_VARIABLES = ("CPR_COMMAND_LANGUAGE", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
 
@@ -96,3 +99,138 @@ def test_backup_help_spanish(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Carpeta para el archivo" in result.stdout
     assert "Folder for the archive" not in result.stdout
+
+
+def test_message_english_and_translated():
+    from cpr_portal.messages import Message
+
+    database = Message(gettext_noop("SQLite database %(name)s"), name="/srv/db.sqlite3")
+    message = Message(gettext_noop("Dumping the %(database)s"), database=database)
+
+    with translation.override("es"):
+        assert str(message) == "Dumping the SQLite database /srv/db.sqlite3"
+        assert message.translated() == "Volcando la base de datos SQLite /srv/db.sqlite3"
+
+
+def test_message_logged_in_english(caplog):
+    from cpr_portal.messages import Message
+
+    logger = logging.getLogger("backup_restore.services")
+    with caplog.at_level(logging.INFO, logger=logger.name), translation.override("es"):
+        logger.info(Message(gettext_noop("Writing the archive in %(folder)s"), folder="/b"))
+
+    assert caplog.messages == ["Writing the archive in /b"]
+
+
+def test_backup_error_english_and_spanish(tmp_path):
+    from backup_restore.archive import extract_archive
+    from backup_restore.errors import BackupError
+
+    missing = tmp_path / "backup_20260101_020000.tar.gz"
+    with pytest.raises(BackupError) as raised:
+        extract_archive(missing, tmp_path)
+
+    # Translated where it is shown, in the language active there; str() stays English.
+    with translation.override("es"):
+        shown = raised.value.translated()
+        logged = str(raised.value)
+    assert logged == f"Backup archive {missing} not found: give the path of a .tar.gz file."
+    assert shown == (
+        f"No se encontró el archivo de copia de seguridad {missing}: indique la ruta de un "
+        "archivo .tar.gz."
+    )
+
+
+def test_restore_error_spanish(clean_locale, tmp_path):
+    clean_locale.setenv("LANG", "es_PR.UTF-8")
+    missing = tmp_path / "backup_20260101_020000.tar.gz"
+
+    with pytest.raises(CommandError) as raised:
+        call_command("restore", str(missing))
+
+    assert str(raised.value) == (
+        f"Restauración falló: No se encontró el archivo de copia de seguridad {missing}: "
+        "indique la ruta de un archivo .tar.gz."
+    )
+
+
+def test_backup_progress_spanish(tmp_path):
+    environment = spanish_environment(tmp_path)
+    assert run_manage(["migrate", "--no-input", "-v0"], environment).returncode == 0
+
+    result = run_manage(["backup"], environment)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == f"Volcando la base de datos SQLite {tmp_path / 'db'}.sqlite3", lines
+    assert lines[1] == f"Copiando los archivos de media de {tmp_path / 'media'}", lines
+    assert lines[2] == f"Escribiendo el archivo en {tmp_path / 'backups'}", lines
+    assert not [line for line in lines if ENGLISH_PROGRESS.match(line)], lines
+
+
+def test_restore_progress_and_refusal_spanish(tmp_path):
+    environment = spanish_environment(tmp_path)
+    assert run_manage(["migrate", "--no-input", "-v0"], environment).returncode == 0
+    assert run_manage(["backup", "-v0"], environment).returncode == 0
+    archive = next((tmp_path / "backups").glob("backup_*.tar.gz"))
+    added = run_python(["-c", ADD_ROOM], environment)
+    assert added.returncode == 0, added.stderr
+
+    refused = run_manage(["restore", str(archive)], environment)
+
+    assert refused.returncode == 1
+    assert "ya contiene datos (bookings_room: 1 filas)" in refused.stderr, refused.stderr
+    assert "already contains data" not in refused.stderr
+
+    forced = run_manage(["restore", str(archive), "--force"], environment)
+
+    assert forced.returncode == 0, forced.stderr
+    lines = forced.stdout.strip().splitlines()
+    assert lines[0] == f"Verificando {archive} y cada suma de verificación", lines
+    assert any(
+        re.fullmatch(
+            r"Copia de seguridad preventiva escrita: .*/pre_restore_\d{8}_\d{6}\.tar\.gz", line
+        )
+        for line in lines
+    ), lines
+    assert not [line for line in lines if ENGLISH_PROGRESS.match(line)], lines
+
+
+# The first words of every English progress line of backup and restore.
+ENGLISH_PROGRESS = re.compile(
+    r"^(Checking|Dumping|Copying|Writing|Safety backup|Restoring|Deleted old|The archive is)"
+)
+
+ADD_ROOM = """
+import django
+django.setup()
+from decimal import Decimal
+from bookings.models import Room
+Room.objects.create(name="Sala Morro", capacity=8, hourly_rate=Decimal("25.00"))
+"""
+
+
+def test_import_source_error_spanish(clean_locale, tmp_path):
+    clean_locale.setenv("LANG", "es_PR.UTF-8")
+    missing = tmp_path / "exports"
+
+    with pytest.raises(CommandError) as raised:
+        call_command("import_odoo", "--csv-dir", str(missing))
+
+    assert str(raised.value) == (
+        f"La carpeta de CSV {str(missing)!r} no existe; indique en --csv-dir la carpeta que "
+        "contiene los archivos exportados."
+    )
+
+
+def test_import_warning_spanish():
+    from odoo_import.sources import _complete_contacts
+
+    partners = [{"id": "7", "name": "Ana Rivera", "company_ref": "__export__.res_partner_99_x"}]
+    [warning] = _complete_contacts(partners)
+
+    with translation.override("es"):
+        assert warning.translated().startswith(
+            "1 contactos identifican su compañía solo por id (parent_id/id)"
+        )
+        assert str(warning).startswith("1 contacts name their company by id only")

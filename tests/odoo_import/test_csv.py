@@ -109,7 +109,7 @@ def test_csv_missing_file_error(dataset, import_odoo, tmp_path):
     status, _out, err = import_odoo("--csv-dir", str(folder))
 
     assert status == 1
-    assert "has no products file; export it from Odoo and save it as products.csv" in err
+    assert "has no file of products; export it from Odoo and save it as products.csv" in err
 
 
 def test_csv_missing_column_error(dataset, import_odoo, tmp_path):

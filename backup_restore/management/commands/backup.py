@@ -41,7 +41,9 @@ class Command(OperatorLanguageMixin, BaseCommand):
         with command_errors(
             _("Backup"), _("its unfinished archive and staging folder were removed.")
         ):
-            result = create_backup(output_dir=output, keep=keep, progress=self.progress(verbosity))
+            result = create_backup(
+                output_dir=output, keep=keep, progress=self.progress_writer(verbosity)
+            )
         details = [
             _("%(size).1f MB") % {"size": result.path.stat().st_size / 1_000_000},
             describe_contents(result.manifest),
@@ -62,6 +64,3 @@ class Command(OperatorLanguageMixin, BaseCommand):
                 % {"path": result.path, "details": "; ".join(details)}
             )
         )
-
-    def progress(self, verbosity):
-        return self.stdout.write if verbosity >= 1 else lambda message: None

@@ -34,7 +34,7 @@ class Command(OperatorLanguageMixin, BaseCommand):
         )
 
     def handle(self, *args, archive, force, safety_dir, verbosity, **options):
-        progress = self.stdout.write if verbosity >= 1 else lambda message: None
+        progress = self.progress_writer(verbosity)
         cleanup = _(
             "its temporary files were removed, and a database restore that had not "
             "committed was rolled back."

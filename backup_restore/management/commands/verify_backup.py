@@ -19,7 +19,7 @@ class Command(OperatorLanguageMixin, BaseCommand):
         parser.add_argument("archive", type=Path, help=_("Path of backup_YYYYMMDD_HHMMSS.tar.gz."))
 
     def handle(self, *args, archive, verbosity, **options):
-        progress = self.stdout.write if verbosity >= 1 else lambda message: None
+        progress = self.progress_writer(verbosity)
         cleanup = _("its temporary files and temporary database were removed.")
         with command_errors(_("Verification"), cleanup):
             manifest = verify_backup(archive=archive, progress=progress)

@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 from tqdm import tqdm
 
 from access.models import AccessKey
+from cpr_portal.messages import shown
 from cpr_portal.operator_language import OperatorLanguageMixin
 from members.models import Member
 from odoo_import.records import ENTITIES, VERBS, ImportReport, Outcome
@@ -146,7 +147,7 @@ class Command(OperatorLanguageMixin, BaseCommand):
             access_key=options["field_access_key"],
         )
 
-        self._info(_("Reading %(source)s…") % {"source": source.describe()})
+        self._info(_("Reading %(source)s…") % {"source": shown(source.describe())})
         try:
             data = source.fetch(
                 custom,
@@ -158,7 +159,7 @@ class Command(OperatorLanguageMixin, BaseCommand):
                 ),
             )
         except OdooSourceError as error:
-            raise CommandError(str(error)) from None
+            raise CommandError(error.translated()) from None
         finally:
             self._close_bar()
         self._info(
@@ -173,7 +174,9 @@ class Command(OperatorLanguageMixin, BaseCommand):
             }
         )
         for warning in data.warnings:
-            self.stderr.write(self.style.WARNING(_("Warning: %(warning)s") % {"warning": warning}))
+            self.stderr.write(
+                self.style.WARNING(_("Warning: %(warning)s") % {"warning": shown(warning)})
+            )
         if self.dry_run:
             self._info(_("Dry run: every change below is rolled back at the end."))
 
@@ -223,7 +226,7 @@ class Command(OperatorLanguageMixin, BaseCommand):
             try:
                 return CsvSource(options["csv_dir"])
             except OdooSourceError as error:
-                raise CommandError(str(error)) from None
+                raise CommandError(error.translated()) from None
 
         settings = {
             "url": (options["url"] or os.environ.get("ODOO_URL", ""), "--url", "ODOO_URL"),
@@ -260,7 +263,7 @@ class Command(OperatorLanguageMixin, BaseCommand):
                 timeout=options["timeout"],
             )
         except OdooSourceError as error:
-            raise CommandError(str(error)) from None
+            raise CommandError(error.translated()) from None
 
     # Output ----------------------------------------------------------------------------
 
@@ -311,8 +314,8 @@ class Command(OperatorLanguageMixin, BaseCommand):
         if self.verbosity < level:
             return
         style = self.style.ERROR if outcome.verb == "conflict" else None
-        # NOTE: the detail of an outcome, and the source's warnings and errors, come from
-        # odoo_import's services in English; only the verb label is translated.
+        # NOTE: the detail of an outcome comes from odoo_import's services in English;
+        # only the verb label is translated. Source errors and warnings are translated.
         label = str(VERB_LABELS[outcome.verb])
         self._write(
             f"{label:<8} {outcome.entity:<10} {outcome.ref:<14} {outcome.detail}", style=style
