@@ -36,4 +36,3 @@ def test_queries_per_partner_stay_constant(
     with django_assert_max_num_queries(int(FIXED + RERUN_PER_PARTNER * partners)):
         status, _out, err = import_odoo("--batch-size", BATCH_SIZE)
     assert status == 2, err
-
