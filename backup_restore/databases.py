@@ -54,8 +54,12 @@ class Database(ABC):
         """Return a phrase naming the database for messages (str() of it is English)."""
 
     @abstractmethod
-    def dump(self, destination: Path) -> Snapshot:
-        """Write a dump of the whole database to `destination`."""
+    def dump(self, destination: Path, *, compress_level: int | None = None) -> Snapshot:
+        """Write a dump of the whole database to `destination`.
+
+        `compress_level` (0-9) is the compression level of a compressed dump format; None
+        keeps the dump program's default.
+        """
 
     @abstractmethod
     def check_dump(self, path: Path, tables: dict[str, int]) -> None:
@@ -253,7 +257,7 @@ class PostgresDatabase(Database):
         except FileNotFoundError as error:
             raise pg_load.missing_program(command[0]) from error
 
-    def dump(self, destination: Path) -> Snapshot:
+    def dump(self, destination: Path, *, compress_level: int | None = None) -> Snapshot:
         from psycopg import IsolationLevel
 
         # The counts and migrations in the manifest come from the same snapshot that
@@ -275,6 +279,7 @@ class PostgresDatabase(Database):
                     "--no-password",
                     f"--snapshot={snapshot_id}",
                     f"--file={destination}",
+                    *([] if compress_level is None else [f"--compress={compress_level}"]),
                 ]
             )
             connection.rollback()
@@ -443,7 +448,8 @@ class SqliteDatabase(Database):
     def connect(self, path: Path | None = None) -> sqlite3.Connection:
         return sqlite3.connect(path or self.path, timeout=20)
 
-    def dump(self, destination: Path) -> Snapshot:
+    def dump(self, destination: Path, *, compress_level: int | None = None) -> Snapshot:
+        # A SQLite dump is a plain database file, so compress_level does not apply.
         if not self.path.is_file():
             raise BackupError(
                 gettext_noop("The %(database)s does not exist; there is nothing to back up."),

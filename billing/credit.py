@@ -149,7 +149,9 @@ def grant_period_credit(*, invoice, today: datetime.date | None = None) -> Credi
             membership.state,
         )
         return None
-    with transaction.atomic():
+    # The caller holds the membership's row lock in its transaction, and no caller goes
+    # on after an error here, so a savepoint would only cost two round trips.
+    with transaction.atomic(savepoint=False):
         if CreditEntry.objects.filter(invoice=invoice, kind=Kind.GRANT).exists():
             return None
         expires_on = None if membership.plan.credit_rolls_over else invoice.period_end

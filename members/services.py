@@ -349,7 +349,13 @@ def _transition(
     """
     allowed_from, target = TRANSITIONS[transition]
     with transaction.atomic():
-        locked = Membership.objects.select_for_update().get(pk=membership.pk)
+        # The emails that callers queue use the member and plan, so select them too
+        # (only the membership row is locked).
+        locked = (
+            Membership.objects.select_for_update(of=("self",))
+            .select_related("member", "plan")
+            .get(pk=membership.pk)
+        )
         if locked.state not in allowed_from:
             allowed = ", ".join(sorted(str(State(state).label) for state in allowed_from))
             raise IllegalTransitionError(

@@ -21,11 +21,12 @@ import datetime
 import logging
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import DataError, IntegrityError, transaction
+from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -107,8 +108,9 @@ def run_import(
         for start in range(0, len(partners), options.batch_size):
             batch = partners[start : start + options.batch_size]
             with transaction.atomic():
+                rows = _BatchRows(batch)
                 for partner in batch:
-                    report.extend(_import_partner_isolated(partner, context))
+                    report.extend(_import_partner_isolated(partner, context, rows))
             if on_batch:
                 on_batch(len(batch))
         if options.dry_run:
@@ -271,12 +273,115 @@ class _Context:
         return self.today + datetime.timedelta(days=settings.CPR_GRACE_PERIOD_DAYS)
 
 
-def _import_partner_isolated(partner: Partner, context: _Context) -> list[Outcome]:
+def _membership_refs(partner: Partner) -> list[str]:
+    """Return the Odoo records of every membership row the partner can have."""
+    return [line.odoo_ref for line in partner.lines] + [f"res.partner,{partner.odoo_id}"]
+
+
+def _email_key(email: str) -> str | None:
+    """Return the key of an email in `_BatchRows`, or None to look it up in the database.
+
+    Only ASCII is folded in Python, where `str.upper` and PostgreSQL's UPPER agree.
+    """
+    return email.upper() if email.isascii() else None
+
+
+class _BatchRows:
+    """The members and imported memberships that a batch of partners starts from.
+
+    They are read, and locked, in three queries before the batch writes, instead of
+    three queries per partner. Each lookup key (an Odoo id, an email, the Odoo record of
+    a membership) is served from them only once: a partner's writes, or the rollback of
+    its conflict, may change what it looked up, so a later lookup of the same key, or of
+    a member or membership already handed out, reads the database as before.
+    """
+
+    def __init__(self, partners: list[Partner]):
+        self._used: set[tuple] = set()
+        self._members_by_odoo_id: dict[int, Member] = {}
+        for member in Member.objects.select_for_update().filter(
+            odoo_partner_id__in=[partner.odoo_id for partner in partners]
+        ):
+            self._members_by_odoo_id.setdefault(member.odoo_partner_id, member)
+        emails = {_email_key(partner.email) for partner in partners} - {None}
+        self._members_by_email: dict[str, Member] = {}
+        for member in (
+            Member.objects.select_for_update()
+            .annotate(email_key=Upper("email"))
+            .filter(email_key__in=emails)
+        ):
+            self._members_by_email.setdefault(member.email_key, member)
+        self._refs = {ref for partner in partners for ref in _membership_refs(partner)}
+        self._memberships = {
+            row.odoo_ref: row
+            for row in Membership.objects.select_for_update().filter(odoo_ref__in=self._refs)
+        }
+
+    def _first_use(self, key: tuple) -> bool:
+        if key in self._used:
+            return False
+        self._used.add(key)
+        return True
+
+    def _hand_out(self, member: Member | None) -> Member | None:
+        if member is not None:
+            self._used.add(("odoo", member.odoo_partner_id))
+            self._used.add(("email", _email_key(member.email)))
+        return member
+
+    def member_by_odoo_id(self, odoo_id: int) -> Member | None:
+        if self._first_use(("odoo", odoo_id)):
+            member = self._members_by_odoo_id.get(odoo_id)
+        else:
+            member = Member.objects.select_for_update().filter(odoo_partner_id=odoo_id).first()
+        return self._hand_out(member)
+
+    def member_by_email(self, email: str) -> Member | None:
+        key = _email_key(email)
+        if key is not None and self._first_use(("email", key)):
+            member = self._members_by_email.get(key)
+        else:
+            member = Member.objects.select_for_update().filter(email__iexact=email).first()
+        return self._hand_out(member)
+
+    def memberships(self, refs: list[str]) -> dict[str, Membership]:
+        """Return the memberships imported from `refs`, by Odoo record."""
+        keys = {("ref", ref) for ref in refs}
+        if keys & self._used or not self._refs.issuperset(refs):
+            rows = Membership.objects.select_for_update().filter(odoo_ref__in=refs)
+            found = {row.odoo_ref: row for row in rows}
+        else:
+            found = {ref: self._memberships[ref] for ref in refs if ref in self._memberships}
+        self._used |= keys
+        return found
+
+
+@dataclass
+class _NewMember:
+    """A member that this partner's import created.
+
+    It has no access keys, and no memberships but those created for it here, so what the
+    import would look up about it is known without a query.
+    """
+
+    memberships: list[Membership] = field(default_factory=list)
+
+    def current_memberships(self) -> list[Membership]:
+        return [row for row in self.memberships if row.state in Membership.CURRENT_STATES]
+
+    def current_membership(self) -> Membership | None:
+        """Return the newest current membership, as `access.services.current_membership` does."""
+        return max(self.current_memberships(), key=lambda row: row.pk, default=None)
+
+
+def _import_partner_isolated(
+    partner: Partner, context: _Context, rows: _BatchRows
+) -> list[Outcome]:
     """Import one partner in a savepoint; a conflict undoes only that partner's writes."""
     outcomes: list[Outcome] = []
     try:
         with transaction.atomic():
-            _import_partner(partner, context, outcomes)
+            _import_partner(partner, context, rows, outcomes)
     except PartnerConflict as conflict:
         reason = str(conflict)
     except (IntegrityError, DataError) as error:
@@ -291,10 +396,13 @@ def _import_partner_isolated(partner: Partner, context: _Context) -> list[Outcom
     return [Outcome("member", "conflict", partner.ref, reason), *skipped]
 
 
-def _import_partner(partner: Partner, context: _Context, outcomes: list[Outcome]) -> None:
-    member = _upsert_member(partner, outcomes)
-    memberships_changed = _import_memberships(member, partner, context, outcomes)
-    _import_keys(member, partner, context, outcomes, memberships_changed)
+def _import_partner(
+    partner: Partner, context: _Context, rows: _BatchRows, outcomes: list[Outcome]
+) -> None:
+    member, created = _upsert_member(partner, rows, outcomes)
+    new = _NewMember() if created else None
+    memberships_changed = _import_memberships(member, partner, context, rows, new, outcomes)
+    _import_keys(member, partner, context, new, outcomes, memberships_changed)
 
 
 # --- Members ------------------------------------------------------------------------------
@@ -336,17 +444,20 @@ def _merge_outcome(entity: str, ref: str, label: str, described: str, kept: str)
     return Outcome(entity, "unchanged", ref, label)
 
 
-def _upsert_member(partner: Partner, outcomes: list[Outcome]) -> Member:
+def _upsert_member(
+    partner: Partner, rows: _BatchRows, outcomes: list[Outcome]
+) -> tuple[Member, bool]:
     """Find the partner's member by Odoo id, then by email ignoring case, or create one.
 
     Empty Odoo values never clear what the portal holds, and an email that differs only
     in letter case is left as it is. On a later run, a field changes only if Odoo
     changed it and the portal did not (see `_merge`).
+    Returns the member and whether it was created.
     """
-    member = Member.objects.select_for_update().filter(odoo_partner_id=partner.odoo_id).first()
+    member = rows.member_by_odoo_id(partner.odoo_id)
     linking = False
     if member is None:
-        member = Member.objects.select_for_update().filter(email__iexact=partner.email).first()
+        member = rows.member_by_email(partner.email)
         if member is not None and member.odoo_partner_id is not None:
             raise PartnerConflict(
                 f"the email {partner.email} belongs to member {member.pk}, imported from "
@@ -379,7 +490,7 @@ def _upsert_member(partner: Partner, outcomes: list[Outcome]) -> Member:
             )
         )
         logger.debug("Member %s created from Odoo %s", member.pk, partner.ref)
-        return member
+        return member, True
 
     portal = _member_values(member)
     write, kept, record = _merge(
@@ -416,7 +527,7 @@ def _upsert_member(partner: Partner, outcomes: list[Outcome]) -> Member:
     outcomes.append(outcome)
     if outcome.verb == "updated":
         logger.debug("Member %s updated from Odoo %s: %s", member.pk, partner.ref, described)
-    return member
+    return member, False
 
 
 def _check_email_change(member: Member, partner: Partner) -> None:
@@ -472,7 +583,12 @@ def _free_target(partner: Partner, context: _Context, outcomes: list[Outcome]) -
 
 
 def _import_memberships(
-    member: Member, partner: Partner, context: _Context, outcomes: list[Outcome]
+    member: Member,
+    partner: Partner,
+    context: _Context,
+    rows: _BatchRows,
+    new: _NewMember | None,
+    outcomes: list[Outcome],
 ) -> bool:
     """Create or update the member's imported memberships; return whether any row changed.
 
@@ -503,16 +619,14 @@ def _import_memberships(
 
     current, later = choose_current(targets)
     waiting = {id(target) for target, _reason in later}
-    refs = [target.odoo_ref for target in targets] + [free_ref]
-    existing = {
-        row.odoo_ref: row
-        for row in Membership.objects.select_for_update().filter(odoo_ref__in=refs)
-    }
+    existing = rows.memberships([target.odoo_ref for target in targets] + [free_ref])
     changed = False
     for target in targets:
         if target is current or id(target) in waiting:
             continue
-        changed |= _write_target(member, target, existing.get(target.odoo_ref), context, outcomes)
+        changed |= _write_target(
+            member, target, existing.get(target.odoo_ref), context, new, outcomes
+        )
     for target, reason in later:
         row = existing.get(target.odoo_ref)
         if row is None:
@@ -520,17 +634,22 @@ def _import_memberships(
             continue
         # An earlier run imported it, as the current membership: it gives way now.
         target.make_history(current, reason)
-        changed |= _write_target(member, target, row, context, outcomes)
+        changed |= _write_target(member, target, row, context, new, outcomes)
 
     if current is None or current.odoo_ref != free_ref:
         changed |= _end_free_membership(existing.get(free_ref), context, outcomes)
 
     if current is not None:
-        blocking = (
-            Membership.objects.filter(member=member, state__in=Membership.CURRENT_STATES)
-            .exclude(odoo_ref=current.odoo_ref)
-            .first()
-        )
+        if new is not None:
+            others = [row for row in new.current_memberships() if row.odoo_ref != current.odoo_ref]
+            # The first row in Membership's ordering (newest start, then highest id).
+            blocking = max(others, key=lambda row: (row.start_date, row.pk), default=None)
+        else:
+            blocking = (
+                Membership.objects.filter(member=member, state__in=Membership.CURRENT_STATES)
+                .exclude(odoo_ref=current.odoo_ref)
+                .first()
+            )
         if blocking is not None:
             outcomes.append(
                 Outcome(
@@ -545,7 +664,7 @@ def _import_memberships(
             )
         else:
             changed |= _write_target(
-                member, current, existing.get(current.odoo_ref), context, outcomes
+                member, current, existing.get(current.odoo_ref), context, new, outcomes
             )
 
     if not partner.lines and not (partner.free or partner.state == "free"):
@@ -580,6 +699,7 @@ def _write_target(
     target: Target,
     row: Membership | None,
     context: _Context,
+    new: _NewMember | None,
     outcomes: list[Outcome],
 ) -> bool:
     """Create or update the row for `target`; return whether it changed."""
@@ -612,6 +732,8 @@ def _write_target(
             cause=IMPORT_CAUSE,
             reason=target.reason,
         )
+        if new is not None:
+            new.memberships.append(row)
         outcomes.append(
             Outcome("membership", "created", target.ref, f"{describe(target)} ({target.reason})")
         )
@@ -800,6 +922,7 @@ def _import_keys(
     member: Member,
     partner: Partner,
     context: _Context,
+    new: _NewMember | None,
     outcomes: list[Outcome],
     memberships_changed: bool,
 ) -> None:
@@ -808,12 +931,16 @@ def _import_keys(
     Nothing is queued for the lock system: keys changed or created here stay pending
     until the periodic reconcile pushes them.
     """
-    refreshed = _refresh_keys(member, partner, context, outcomes) if memberships_changed else set()
+    # A member created here has no keys to refresh, nor a key of its own yet.
+    refresh = memberships_changed and new is None
+    refreshed = _refresh_keys(member, partner, context, outcomes) if refresh else set()
 
     number = access_services.normalize_key_number(partner.access_key)
     if not number:
         return
-    own = member.access_keys.filter(number__iexact=number).order_by("-pk").first()
+    own = None
+    if new is None:
+        own = member.access_keys.filter(number__iexact=number).order_by("-pk").first()
     if own is not None:
         if own.status == AccessKey.Status.RETURNED:
             outcomes.append(
@@ -828,7 +955,11 @@ def _import_keys(
             outcomes.append(Outcome("key", "unchanged", partner.ref, f"key {own.number}"))
         return
 
-    if access_services.current_membership(member.pk) is None:
+    if new is not None:
+        current = new.current_membership()
+    else:
+        current = access_services.current_membership(member.pk)
+    if current is None:
         outcomes.append(
             Outcome(
                 "key",
@@ -838,9 +969,11 @@ def _import_keys(
             )
         )
         return
-    other_key = member.access_keys.filter(
-        status__in=(AccessKey.Status.ACTIVE, AccessKey.Status.SUSPENDED)
-    ).first()
+    other_key = None
+    if new is None:
+        other_key = member.access_keys.filter(
+            status__in=(AccessKey.Status.ACTIVE, AccessKey.Status.SUSPENDED)
+        ).first()
     if other_key is not None:
         outcomes.append(
             Outcome(

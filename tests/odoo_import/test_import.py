@@ -267,10 +267,10 @@ def test_interrupted_run_keeps_batches(odoo, dataset, import_odoo, hot_desk, mon
     odoo.load(dataset)
     real_import = services._import_partner
 
-    def lose_connection(partner, context, outcomes):
+    def lose_connection(partner, *args):
         if partner.odoo_id == 4:
             raise RuntimeError("connection to the database lost")
-        real_import(partner, context, outcomes)
+        real_import(partner, *args)
 
     monkeypatch.setattr(services, "_import_partner", lose_connection)
     with pytest.raises(RuntimeError):
