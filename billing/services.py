@@ -181,7 +181,7 @@ def process_webhook_event(*, webhook_event: WebhookEvent) -> WebhookEvent:
         return _record_event_failure(webhook_event=webhook_event, error=error)
 
     logger.info(
-        "Webhook event %s (%s) %s", locked.pk, locked.event_type, locked.get_status_display()
+        "Webhook event %s (%s) %s", locked.pk, locked.event_type, locked.status
     )
     return locked
 
