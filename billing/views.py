@@ -286,9 +286,7 @@ def fake_fail_renewal(request, member):
     due = fake.amount_due(membership)
     event = receive_event(
         gateway_name=fake.FakeGateway.name,
-        payload=fake.payment_failed_payload(
-            membership, due, failure_message=FAKE_GATEWAY_DECLINE
-        ),
+        payload=fake.payment_failed_payload(membership, due, failure_message=FAKE_GATEWAY_DECLINE),
     )
     logger.info(
         "Fake gateway: renewal of membership %s for period %s failed (event %s)",
