@@ -6,10 +6,10 @@ drift check keeps them there. LOCALE_PATHS comes before the apps' catalogues, so
 translation wins over the one Django or allauth ships.
 
 Reasons, by group:
-- Django 6.1's Spanish leaves these admin and form messages untranslated, so they show
-  in English on Spanish pages.
+- Django 6.1's Spanish leaves some admin and form messages untranslated ("Run",
+  "- Select an option -"), so they show in English on Spanish pages.
 - Django's and allauth's Spanish use "Introduzca", "Elija" and sometimes tú, and allauth
-  says "doble factor". The portal speaks usted, writes "Escriba" and "Escoja", and says
+  writes "doble factor". The portal uses usted, "Escriba" and "Escoja", and
   "autenticación de dos factores".
 Only messages on the pages and in the emails that the portal shows are listed.
 """
