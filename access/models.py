@@ -140,4 +140,7 @@ class AccessEvent(models.Model):
         ordering = ["created_at", "id"]
 
     def __str__(self):
-        return f"{self.key_id}: {self.from_status or '-'} → {self.to_status} ({self.cause})"
+        labels = dict(AccessKey.Status.choices)
+        from_status = labels.get(self.from_status, self.from_status) or "-"
+        to_status = labels.get(self.to_status, self.to_status)
+        return f"{self.key_id}: {from_status} → {to_status} ({self.get_cause_display()})"

@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Sum
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from members import services as members_services
@@ -290,7 +291,7 @@ def refund_credit(
                     period_start=lot.period_start,
                     reference=reference,
                     reason=_("Refunded after the credit expired on %(date)s.")
-                    % {"date": lot.expires_on},
+                    % {"date": date_format(lot.expires_on)},
                     created_by=actor,
                 )
                 logger.info(
@@ -342,7 +343,7 @@ def adjust_credit(
                 "The expiry date %(date)s is not after today (%(today)s), so the credit could "
                 "never be used. Give a later date, or none for credit that never expires."
             )
-            % {"date": expires_on, "today": today}
+            % {"date": date_format(expires_on), "today": date_format(today)}
         )
     if amount < 0 and expires_on is not None:
         raise BillingError(_("Only credit that is added can have an expiry date."))

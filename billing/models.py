@@ -11,11 +11,19 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q, Sum, Value
 from django.db.models.functions import Coalesce
+from django.utils.formats import date_format
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from members.models import Member, Membership
 
+from .money import format_usd
+
 ZERO = Decimal("0.00")
+
+# The payment gateways, by the name each stores on its rows. Stripe is a product name; the
+# fake gateway is the test stand-in of embedded mode.
+GATEWAY_CHOICES = [("stripe", "Stripe"), ("fake", _("Test gateway (fake)"))]
 
 
 class GatewayCustomer(models.Model):
@@ -24,7 +32,7 @@ class GatewayCustomer(models.Model):
     member = models.ForeignKey(
         Member, verbose_name=_("member"), on_delete=models.CASCADE, related_name="gateway_customers"
     )
-    gateway = models.CharField(_("gateway"), max_length=30)
+    gateway = models.CharField(_("gateway"), max_length=30, choices=GATEWAY_CHOICES)
     reference = models.CharField(_("gateway reference"), max_length=255)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
@@ -53,7 +61,7 @@ class GatewaySubscription(models.Model):
         on_delete=models.CASCADE,
         related_name="gateway_subscription",
     )
-    gateway = models.CharField(_("gateway"), max_length=30)
+    gateway = models.CharField(_("gateway"), max_length=30, choices=GATEWAY_CHOICES)
     reference = models.CharField(_("gateway reference"), max_length=255)
     cancel_at = models.DateField(_("cancellation scheduled for"), null=True, blank=True)
     ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
@@ -111,7 +119,7 @@ class Invoice(models.Model):
     status = models.CharField(
         _("status"), max_length=20, choices=Status.choices, default=Status.OPEN
     )
-    gateway = models.CharField(_("gateway"), max_length=30, blank=True)
+    gateway = models.CharField(_("gateway"), max_length=30, choices=GATEWAY_CHOICES, blank=True)
     gateway_reference = models.CharField(_("gateway reference"), max_length=255, blank=True)
     hosted_url = models.URLField(_("invoice page"), max_length=1000, blank=True)
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
@@ -162,7 +170,11 @@ class Invoice(models.Model):
         indexes = [models.Index(fields=["status", "period_start"], name="invoice_status_period")]
 
     def __str__(self):
-        return f"Invoice {self.pk} · {self.membership_id} · {self.period_start}"
+        return gettext("Invoice %(number)s · membership %(membership)s · %(period_start)s") % {
+            "number": self.pk,
+            "membership": self.membership_id,
+            "period_start": date_format(self.period_start),
+        }
 
     @property
     def period_last_day(self) -> datetime.date:
@@ -214,7 +226,7 @@ class InvoiceItem(models.Model):
         blank=True,
         related_name="items",
     )
-    gateway = models.CharField(_("gateway"), max_length=30, blank=True)
+    gateway = models.CharField(_("gateway"), max_length=30, choices=GATEWAY_CHOICES, blank=True)
     gateway_reference = models.CharField(_("gateway reference"), max_length=255, blank=True)
     gateway_removed_at = models.DateTimeField(_("removed at the gateway"), null=True, blank=True)
     created_by = models.ForeignKey(
@@ -293,7 +305,7 @@ class Payment(models.Model):
         blank=True,
         help_text=_("Check number, ATH Móvil reference or the gateway's payment id."),
     )
-    gateway = models.CharField(_("gateway"), max_length=30, blank=True)
+    gateway = models.CharField(_("gateway"), max_length=30, choices=GATEWAY_CHOICES, blank=True)
     received_at = models.DateTimeField(_("received at"))
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -324,7 +336,11 @@ class Payment(models.Model):
         ]
 
     def __str__(self):
-        return f"Payment {self.pk} · {self.amount} · {self.get_method_display()}"
+        return gettext("Payment %(number)s · %(amount)s · %(method)s") % {
+            "number": self.pk,
+            "amount": format_usd(self.amount),
+            "method": self.get_method_display(),
+        }
 
 
 class WebhookEvent(models.Model):
@@ -336,7 +352,7 @@ class WebhookEvent(models.Model):
         IGNORED = "ignored", _("Ignored")
         FAILED = "failed", _("Failed")
 
-    gateway = models.CharField(_("gateway"), max_length=30)
+    gateway = models.CharField(_("gateway"), max_length=30, choices=GATEWAY_CHOICES)
     event_id = models.CharField(_("event id"), max_length=255)
     event_type = models.CharField(_("type"), max_length=100)
     payload = models.JSONField(_("payload"))

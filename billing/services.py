@@ -23,6 +23,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from members import emails as members_emails
@@ -180,9 +181,7 @@ def process_webhook_event(*, webhook_event: WebhookEvent) -> WebhookEvent:
         logger.exception("Webhook event %s failed unexpectedly", webhook_event.pk)
         return _record_event_failure(webhook_event=webhook_event, error=error)
 
-    logger.info(
-        "Webhook event %s (%s) %s", locked.pk, locked.event_type, locked.get_status_display()
-    )
+    logger.info("Webhook event %s (%s) %s", locked.pk, locked.event_type, locked.status)
     return locked
 
 
@@ -829,7 +828,7 @@ def _apply_subscription_cancelled(event: SubscriptionCancelled, gateway: str) ->
             cause=cause,
             immediately=True,
             reason=_("The cancellation scheduled for %(date)s took effect when billing ended.")
-            % {"date": membership.cancel_at},
+            % {"date": date_format(membership.cancel_at)},
         )
     elif ended_on >= membership.commitment_end:
         members_services.end_membership(
@@ -852,7 +851,7 @@ def _apply_subscription_cancelled(event: SubscriptionCancelled, gateway: str) ->
                 "The subscription ended at the gateway on %(date)s, before the commitment "
                 "end %(end)s."
             )
-            % {"date": ended_on, "end": membership.commitment_end},
+            % {"date": date_format(ended_on), "end": date_format(membership.commitment_end)},
         )
 
 
@@ -1028,7 +1027,7 @@ def terminate_membership_early(
                     "The commitment of membership %(id)s ended on %(end)s, so it is not an "
                     "early termination. Cancel the membership instead."
                 )
-                % {"id": locked.pk, "end": locked.commitment_end}
+                % {"id": locked.pk, "end": date_format(locked.commitment_end)}
             )
         cancelled = members_services.cancel_membership(
             membership=locked,

@@ -24,7 +24,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from kombu.exceptions import OperationalError
 
 from members import selectors as member_selectors
-from members.models import Membership
+from members.models import FAKE_GATEWAY_DECLINE, Membership
 from members.portal import member_required
 
 from . import services, tasks
@@ -286,9 +286,7 @@ def fake_fail_renewal(request, member):
     due = fake.amount_due(membership)
     event = receive_event(
         gateway_name=fake.FakeGateway.name,
-        payload=fake.payment_failed_payload(
-            membership, due, failure_message="Simulated card decline (fake gateway)."
-        ),
+        payload=fake.payment_failed_payload(membership, due, failure_message=FAKE_GATEWAY_DECLINE),
     )
     logger.info(
         "Fake gateway: renewal of membership %s for period %s failed (event %s)",

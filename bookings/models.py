@@ -13,6 +13,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from cpr_portal.localized_text import in_active_language
@@ -280,7 +282,9 @@ class Booking(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.room} · {self.start:%Y-%m-%d %H:%M} ({self.get_status_display()})"
+        # Stored in UTC, shown on the space's clock (settings.TIME_ZONE).
+        start = date_format(timezone.localtime(self.start), "DATETIME_FORMAT")
+        return f"{self.room} · {start} ({self.get_status_display()})"
 
     @property
     def ledger_reference(self) -> str:

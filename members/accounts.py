@@ -60,6 +60,10 @@ def account_email_lifetime(template_prefix: str) -> datetime.timedelta | None:
     return datetime.timedelta(seconds=seconds)
 
 
+# The name allauth's emails greet with ("Hello from Code Puerto Rico!").
+SITE_NAME = "Code Puerto Rico"
+
+
 class AccountAdapter(DefaultAccountAdapter):
     def send_mail(self, template_prefix, email, context):
         """Queue allauth's email in the outbox instead of sending it during the request.
@@ -70,12 +74,11 @@ class AccountAdapter(DefaultAccountAdapter):
         code or link has stopped working.
         """
         request = allauth_context.request
-        values = {
-            "request": request,
-            "email": email,
-            "current_site": get_current_site(request),
-            **context,
-        }
+        # Without django.contrib.sites the site is a RequestSite named after the host;
+        # allauth's emails greet and sign with its name.
+        site = get_current_site(request)
+        site.name = SITE_NAME
+        values = {"request": request, "email": email, "current_site": site, **context}
         # In the recipient's stored language, not the language of the page that asked
         # for the email (a staff member may reset a member's password in English).
         language = (

@@ -9,6 +9,7 @@ from django.core.validators import RegexValidator
 from django.db import transaction
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
@@ -50,7 +51,7 @@ def validate_start_date(start: datetime.date | None) -> datetime.date | None:
         raise forms.ValidationError(
             _("The start date %(date)s has passed. Choose today or a later date."),
             code="past",
-            params={"date": start.isoformat()},
+            params={"date": date_format(start)},
         )
     latest = today + datetime.timedelta(days=MAX_START_DAYS_AHEAD)
     if start > latest:
@@ -60,7 +61,7 @@ def validate_start_date(start: datetime.date | None) -> datetime.date | None:
                 "Choose a date on or before %(latest)s."
             ),
             code="too_far",
-            params={"date": start.isoformat(), "latest": latest.isoformat()},
+            params={"date": date_format(start), "latest": date_format(latest)},
         )
     return start
 

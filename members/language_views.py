@@ -3,6 +3,8 @@
 import logging
 
 from django.conf import settings
+from django.contrib import messages
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django.views.i18n import set_language as django_set_language
 
@@ -21,7 +23,21 @@ def set_language(request):
     decides the language of their emails.
     """
     response = django_set_language(request)
-    language = supported_language(request.POST.get("language"))
+    posted = request.POST.get("language", "")
+    language = supported_language(posted)
+    if language is None:
+        # Django's set_language ignores the code silently; say why nothing changed.
+        logger.info("Language switch with unsupported code %r ignored", posted[:20])
+        names = ", ".join(str(name) for _code, name in settings.LANGUAGES)
+        messages.error(
+            request,
+            _(
+                "“%(code)s” is not a language of this portal, so the language did not change. "
+                "Choose one of: %(languages)s."
+            )
+            % {"code": posted[:20], "languages": names},
+        )
+        return response
     # Django ignores a code that is not in LANGUAGES; so does the stored choice.
     if language != request.POST.get("language") or not request.user.is_authenticated:
         return response

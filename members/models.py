@@ -262,7 +262,7 @@ class LanguagePreference(models.Model):
         verbose_name_plural = _("language preferences")
 
     def __str__(self):
-        return f"{self.user} → {self.language}"
+        return f"{self.user} → {self.get_language_display()}"
 
 
 class MembershipApplication(models.Model):
@@ -481,6 +481,35 @@ class Membership(models.Model):
         return self.state in self.CURRENT_STATES
 
 
+# The causes that the services store on MembershipEvent.cause, as codes in English, and
+# their labels for the back office and the portal. Staff typing a cause is not possible,
+# so a cause missing here is a new code: add it with its label.
+MEMBERSHIP_EVENT_CAUSES = {
+    "application approved": _("application approved"),
+    "first payment": _("first payment"),
+    "payment recorded": _("payment recorded"),
+    "payment failed": _("payment failed"),
+    "paid and start date reached": _("paid and start date reached"),
+    "grace period over": _("grace period over"),
+    "cancellation scheduled": _("cancellation scheduled"),
+    "cancellation withdrawn": _("scheduled cancellation withdrawn"),
+    "scheduled cancellation": _("scheduled cancellation took effect"),
+    "subscription ended at the gateway": _("subscription ended at the payment gateway"),
+    "early termination": _("early termination"),
+    "term ended": _("term ended"),
+    "term renewed": _("term renewed"),
+    "imported from Odoo": _("imported from Odoo"),
+    "updated from Odoo": _("updated from Odoo"),
+}
+
+# Reasons that the portal itself writes (not typed by staff and not sent by a real
+# gateway), stored in English and shown in the reader's language.
+FAKE_GATEWAY_DECLINE = "Simulated card decline (fake gateway)."
+MEMBERSHIP_EVENT_REASONS = {
+    FAKE_GATEWAY_DECLINE: _("Simulated card decline (fake gateway)."),
+}
+
+
 class MembershipEvent(models.Model):
     """One row per state change of a membership: who or what acted, when, and why."""
 
@@ -514,4 +543,15 @@ class MembershipEvent(models.Model):
         ordering = ["created_at", "id"]
 
     def __str__(self):
-        return f"{self.membership_id}: {self.from_state or '-'} → {self.to_state}"
+        from_state = self.get_from_state_display() if self.from_state else "-"
+        return f"{self.membership_id}: {from_state} → {self.get_to_state_display()}"
+
+    def get_cause_display(self) -> str:
+        """Return the cause in the active language; a cause with no label shows as stored."""
+        label = MEMBERSHIP_EVENT_CAUSES.get(self.cause)
+        return str(label) if label is not None else self.cause
+
+    def get_reason_display(self) -> str:
+        """Return the reason, translated when it is a fixed text of the portal's own."""
+        label = MEMBERSHIP_EVENT_REASONS.get(self.reason)
+        return str(label) if label is not None else self.reason

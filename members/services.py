@@ -14,6 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -547,8 +548,8 @@ def end_membership(
                 )
                 % {
                     "id": membership.pk,
-                    "commitment_end": membership.commitment_end,
-                    "end": end_date,
+                    "commitment_end": date_format(membership.commitment_end),
+                    "end": date_format(end_date),
                 }
             )
     return _transition(
@@ -565,7 +566,11 @@ def _check_end_date(membership: Membership, end_date: datetime.date) -> None:
     if end_date < membership.start_date:
         raise MembersError(
             _("The end date %(end)s is before membership %(id)s starts on %(start)s.")
-            % {"end": end_date, "id": membership.pk, "start": membership.start_date}
+            % {
+                "end": date_format(end_date),
+                "id": membership.pk,
+                "start": date_format(membership.start_date),
+            }
         )
 
 
@@ -590,7 +595,7 @@ def cancel_membership(
     if immediately and not reason.strip():
         raise MembersError(
             _("Give a reason for cancelling membership %(id)s before its commitment end (%(end)s).")
-            % {"id": membership.pk, "end": membership.commitment_end}
+            % {"id": membership.pk, "end": date_format(membership.commitment_end)}
         )
 
     with transaction.atomic():
@@ -994,7 +999,7 @@ def renew_membership(
                     "Membership %(id)s has a cancellation scheduled for %(date)s. Withdraw the "
                     "cancellation before renewing it."
                 )
-                % {"id": locked.pk, "date": locked.cancel_at}
+                % {"id": locked.pk, "date": date_format(locked.cancel_at)}
             )
         start, previous_end = locked.start_date, locked.commitment_end
         months = (previous_end.year - start.year) * 12 + previous_end.month - start.month

@@ -5,6 +5,7 @@ worker until `claimed_until`) → sent, or back to queued for a retry, or to fai
 with `expires_at` becomes expired instead of being sent after that time.
 """
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
@@ -31,7 +32,7 @@ class OutboxEmail(models.Model):
     recipient = models.EmailField(_("recipient"), max_length=254)
     template = models.CharField(_("template"), max_length=60, choices=TEMPLATE_CHOICES)
     context = models.JSONField(_("context"), default=dict, blank=True, encoder=DjangoJSONEncoder)
-    language = models.CharField(_("language"), max_length=10)
+    language = models.CharField(_("language"), max_length=10, choices=settings.LANGUAGES)
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.QUEUED
     )

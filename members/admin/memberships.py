@@ -26,11 +26,19 @@ class MembershipEventInline(ReadOnlyInlineMixin, admin.TabularInline):
     """The membership's history of state changes, oldest first, read-only."""
 
     model = MembershipEvent
-    fields = ("created_at", "from_state", "to_state", "actor", "cause", "reason")
+    fields = ("created_at", "from_state", "to_state", "actor", "cause_label", "reason_label")
     readonly_fields = fields
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("actor")
+
+    @admin.display(description=gettext_lazy("cause"))
+    def cause_label(self, event: MembershipEvent) -> str:
+        return event.get_cause_display()
+
+    @admin.display(description=gettext_lazy("reason"))
+    def reason_label(self, event: MembershipEvent) -> str:
+        return event.get_reason_display()
 
 
 def _membership_action(description: str, description_plural: str):

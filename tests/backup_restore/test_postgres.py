@@ -246,7 +246,12 @@ def test_archive_older_than_code_is_migrated(backup_dir, scratch_database, media
     with connections[target].cursor() as cursor:
         cursor.execute("SELECT name FROM django_migrations WHERE app = 'billing' ORDER BY id")
         applied = [row[0] for row in cursor.fetchall()]
-    assert applied == ["0001_initial", "0002_invoice_kind_and_refund_expiry", "0003_invoiceitem"]
+    assert applied == [
+        "0001_initial",
+        "0002_invoice_kind_and_refund_expiry",
+        "0003_invoiceitem",
+        "0004_gateway_labels",
+    ]
 
 
 def test_restore_drops_tables_archive_lacks(filled, backup_dir, scratch_database, media_root):

@@ -130,6 +130,7 @@ def test_sqlite_older_archive_migrated(tmp_path):
         ("0001_initial",),
         ("0002_invoice_kind_and_refund_expiry",),
         ("0003_invoiceitem",),
+        ("0004_gateway_labels",),
     ]
 
 

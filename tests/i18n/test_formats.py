@@ -3,7 +3,10 @@
 import datetime
 from decimal import Decimal
 
+import pytest
+from django import forms
 from django.conf.locale.es import formats as django_es_formats
+from django.core.exceptions import ValidationError
 from django.template import Context, Template
 from django.utils import formats, translation
 
@@ -44,3 +47,18 @@ def test_django_spanish_differs():
     with translation.override("es"):
         assert formats.get_format("DECIMAL_SEPARATOR") == "."
         assert formats.get_format("THOUSAND_SEPARATOR") == ","
+
+
+def test_spanish_input_month_first():
+    field = forms.DateField()
+    with translation.override("es"):
+        assert field.clean("12/04/2026") == DAY
+        assert field.clean("12/04/26") == DAY
+        assert field.clean("2026-12-04") == DAY
+        assert formats.date_format(DAY, "SHORT_DATE_FORMAT") == "12/04/2026"
+
+
+def test_spanish_input_day_first_rejected():
+    field = forms.DateField()
+    with translation.override("es"), pytest.raises(ValidationError):
+        field.clean("25/12/2026")

@@ -130,3 +130,18 @@ def test_admin_pages_spanish(spanish_client, staff_user, spanish_member):
         response = spanish_client.get(url)
         # Data shown as stored: the plan's description and the outbox's English-free rows.
         assert_spanish(response, url, (spanish_member.memberships.get().plan.description,))
+
+
+def test_apply_date_error_in_words(spanish_client, hot_desk, time_machine):
+    time_machine.move_to("2026-12-04 12:00:00-04:00", tick=False)
+
+    response = spanish_client.post(
+        reverse("members:apply"),
+        {"plan": str(hot_desk.pk), "desired_start_date": "2030-01-01"},
+    )
+
+    errors = response.context["form"].errors["desired_start_date"]
+    assert errors == [
+        "La fecha de inicio 1 de enero de 2030 es dentro de más de un año. "
+        "Escoja una fecha no posterior al 4 de diciembre de 2027."
+    ]

@@ -11,6 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from members import services
 from members.models import MembershipApplication
@@ -396,14 +397,14 @@ def test_apply_email_over_limit(client, hot_desk):
 
 
 def test_apply_start_date_yesterday(client, hot_desk):
-    yesterday = (local_today() - datetime.timedelta(days=1)).isoformat()
-    data = application_data(hot_desk, desired_start_date=yesterday)
+    yesterday = local_today() - datetime.timedelta(days=1)
+    data = application_data(hot_desk, desired_start_date=yesterday.isoformat())
 
     response = client.post(APPLY_URL, data)
 
     assert response.status_code == 200
     assert field_errors(response, "desired_start_date") == [
-        f"The start date {yesterday} has passed. Choose today or a later date."
+        f"The start date {date_format(yesterday)} has passed. Choose today or a later date."
     ]
     assert_typed_values_kept(response, data)
     assert MembershipApplication.objects.count() == 0
@@ -429,15 +430,15 @@ def test_apply_start_date_one_year_ahead(client, hot_desk):
 
 def test_apply_start_date_too_far(client, hot_desk):
     latest = local_today() + datetime.timedelta(days=365)
-    too_far = (latest + datetime.timedelta(days=1)).isoformat()
-    data = application_data(hot_desk, desired_start_date=too_far)
+    too_far = latest + datetime.timedelta(days=1)
+    data = application_data(hot_desk, desired_start_date=too_far.isoformat())
 
     response = client.post(APPLY_URL, data)
 
     assert response.status_code == 200
     assert field_errors(response, "desired_start_date") == [
-        f"The start date {too_far} is more than a year away. "
-        f"Choose a date on or before {latest.isoformat()}."
+        f"The start date {date_format(too_far)} is more than a year away. "
+        f"Choose a date on or before {date_format(latest)}."
     ]
     assert_typed_values_kept(response, data)
     assert MembershipApplication.objects.count() == 0

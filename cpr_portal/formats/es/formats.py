@@ -11,22 +11,25 @@ TIME_FORMAT = "g:i a"
 DATETIME_FORMAT = r"j \d\e F \d\e Y, g:i a"
 YEAR_MONTH_FORMAT = r"F \d\e Y"
 MONTH_DAY_FORMAT = r"j \d\e F"
-SHORT_DATE_FORMAT = "d/m/Y"
-SHORT_DATETIME_FORMAT = "d/m/Y g:i a"
+SHORT_DATE_FORMAT = "m/d/Y"
+SHORT_DATETIME_FORMAT = "m/d/Y g:i a"
 FIRST_DAY_OF_WEEK = 0  # Sunday, as on calendars in Puerto Rico.
 
 # strftime syntax. The ISO form comes first because the portal's date inputs send it.
+# Puerto Rico writes short dates month first, as in the US (12/04/2026 is 4 December),
+# in Spanish as in English, so the day-first forms of Django's "es" are not accepted:
+# a person typing from habit would otherwise book or apply for the wrong month.
 DATE_INPUT_FORMATS = [
     "%Y-%m-%d",  # '2026-12-04'
-    "%d/%m/%Y",  # '04/12/2026'
-    "%d/%m/%y",  # '04/12/26'
+    "%m/%d/%Y",  # '12/04/2026'
+    "%m/%d/%y",  # '12/04/26'
 ]
 DATETIME_INPUT_FORMATS = [
     "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%d %H:%M",
     "%Y-%m-%dT%H:%M",
-    "%d/%m/%Y %H:%M:%S",
-    "%d/%m/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
 ]
 
 DECIMAL_SEPARATOR = "."
