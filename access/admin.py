@@ -25,6 +25,7 @@ from billing.admin.base import (
     link_to_member,
 )
 from members.admin.base import (
+    LIST_PER_PAGE,
     ActionsOnlyAdminMixin,
     PerRowReportMixin,
     ReadOnlyInlineMixin,
@@ -106,6 +107,7 @@ class AccessKeyAdmin(
     list_filter = ("status", "sync_status", "kind", "staff_hold")
     # A filtered list shows "Show all" instead of counting every row of the table.
     show_full_result_count = False
+    list_per_page = LIST_PER_PAGE
     search_fields = ("number", *(f"member__{name}" for name in MEMBER_SEARCH_FIELDS))
     list_select_related = ("member",)
     inlines = (AccessEventInline,)

@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -131,11 +131,20 @@ def store_webhook_event(
         raise BillingError(
             _("The %(gateway)s event has no id, so it cannot be stored.") % {"gateway": gateway}
         )
-    webhook_event, created = WebhookEvent.objects.get_or_create(
-        gateway=gateway,
-        event_id=event_id,
-        defaults={"event_type": event_type, "payload": payload},
-    )
+    # Insert first: nearly every delivery is new, so this is one INSERT where
+    # get_or_create would SELECT first. A duplicate violates the unique (gateway,
+    # event_id) constraint, and the stored row is read instead.
+    try:
+        with transaction.atomic():
+            webhook_event = WebhookEvent.objects.create(
+                gateway=gateway, event_id=event_id, event_type=event_type, payload=payload
+            )
+        created = True
+    except IntegrityError:
+        webhook_event = WebhookEvent.objects.filter(gateway=gateway, event_id=event_id).first()
+        if webhook_event is None:
+            raise  # Some other constraint failed, not the event's uniqueness.
+        created = False
     logger.info(
         "Webhook event %s (%s %s, type %s) %s",
         webhook_event.pk,
@@ -164,7 +173,7 @@ def process_webhook_event(*, webhook_event: WebhookEvent) -> WebhookEvent:
                 )
                 return locked
             event = _gateway_named(locked.gateway).normalize_event(payload=locked.payload)
-            apply_gateway_event(event=event, gateway=locked.gateway)
+            _apply_gateway_event_in_transaction(event=event, gateway=locked.gateway)
             ignored = isinstance(event, IgnoredEvent)
             locked.status = (
                 WebhookEvent.Status.IGNORED if ignored else WebhookEvent.Status.PROCESSED
@@ -233,6 +242,16 @@ def _gateway_named(name: str) -> PaymentGateway:
 
 def apply_gateway_event(*, event: GatewayEvent, gateway: str) -> None:
     """Apply one normalised gateway event to invoices, payments, credit and the membership."""
+    with transaction.atomic():
+        _apply_gateway_event_in_transaction(event=event, gateway=gateway)
+
+
+def _apply_gateway_event_in_transaction(*, event: GatewayEvent, gateway: str) -> None:
+    """Apply `event` inside the caller's transaction, which rolls back when this raises.
+
+    process_webhook_event calls this directly, in the transaction that locks the event's
+    row, so that no savepoint adds two round trips to every event.
+    """
     handlers = {
         PaymentSucceeded: _apply_payment_succeeded,
         PaymentFailed: _apply_payment_failed,
@@ -247,8 +266,7 @@ def apply_gateway_event(*, event: GatewayEvent, gateway: str) -> None:
         raise BillingError(
             _("No handler for the gateway event type %(type)s.") % {"type": type(event).__name__}
         )
-    with transaction.atomic():
-        handler(event, gateway)
+    handler(event, gateway)
 
 
 # --- Invoices ----------------------------------------------------------------------------

@@ -242,7 +242,19 @@ STORAGES = {
 # Folder for the archives of `manage.py backup` and the safety backups of `restore`.
 CPR_BACKUP_DIR = env.path("CPR_BACKUP_DIR", default=BASE_DIR / "backups")
 
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://cpr-portal")}
+CACHES = {
+    "default": env.cache("CACHE_URL", default="locmemcache://cpr-portal"),
+    # Rendered HTML that is the same for every visitor, cached in each process's memory,
+    # so a hit costs no network round trip. Each fragment's key contains everything it shows
+    # that can change while the process runs (the language, or the plans through
+    # members.views.plans_cache_key), so no fragment goes out of date.
+    "fragments": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "cpr-portal-fragments",
+        "TIMEOUT": 3600,
+        "OPTIONS": {"MAX_ENTRIES": 1000},
+    },
+}
 
 # Email: printed to the console in development, SMTP to the Postfix relay in production.
 # EMAIL_URL is parsed by django-environ and handed to Django's MAILERS setting.

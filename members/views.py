@@ -1,3 +1,4 @@
+import hashlib
 import logging
 
 from django.conf import settings
@@ -23,9 +24,43 @@ def _open_plans():
     return Plan.objects.filter(is_public=True, is_active=True)
 
 
+def plans_cache_key(plans, *extra) -> str:
+    """Return a cache key for HTML that shows `plans`, with `extra` values it depends on.
+
+    The key contains every column of every plan, so an edited, added or closed plan gives a
+    new key and cached HTML is never out of date. Templates add the language.
+    """
+    parts = [
+        repr([getattr(plan, field.attname) for field in Plan._meta.concrete_fields])
+        for plan in plans
+    ]
+    parts += [str(value) for value in extra]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def blank_form_cache_key(form) -> str:
+    """Return the cache key of an unbound application form's fields (see apply.html).
+
+    Rendering the widgets is most of the cost of `GET /apply/`. An unbound form renders
+    the same for everyone who sees the same open plans, preselected plan and date limits.
+    Evaluating the plans here is the page's one query; the form's select reuses the rows.
+    """
+    date_attrs = form.fields["desired_start_date"].widget.attrs
+    return plans_cache_key(
+        form.fields["plan"].queryset,
+        form["plan"].value() or "",
+        date_attrs["min"],
+        date_attrs["max"],
+    )
+
+
 @require_GET
 def home(request):
-    return render(request, "members/home.html", {"plans": list(_open_plans())})
+    plans = list(_open_plans())
+    # Without open plans the section shows the contact address instead.
+    cache_key = plans_cache_key(plans, settings.CPR_CONTACT_EMAIL)
+    context = {"plans": plans, "plans_cache_key": cache_key}
+    return render(request, "members/home.html", context)
 
 
 @require_GET
@@ -45,7 +80,9 @@ def apply(request):
             plan = _open_plans().filter(slug=plan_slug).first()
             if plan is not None:
                 initial["plan"] = plan
-        return render(request, "members/apply.html", {"form": ApplicationForm(initial=initial)})
+        form = ApplicationForm(initial=initial)
+        context = {"form": form, "fields_cache_key": blank_form_cache_key(form)}
+        return render(request, "members/apply.html", context)
 
     form = ApplicationForm(request.POST)
     if not form.is_valid():

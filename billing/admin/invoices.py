@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy
 from billing import selectors
 from billing.models import Invoice, InvoiceItem, Payment
 from billing.money import format_usd
-from members.admin.base import RelatedSearchMixin, format_date
+from members.admin.base import LIST_PER_PAGE, RelatedSearchMixin, format_date
 
 from .base import (
     MEMBER_SEARCH_FIELDS,
@@ -114,6 +114,7 @@ class InvoiceAdmin(RelatedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ("status", GatewayListFilter, "kind")
     # A filtered list shows "Show all" instead of counting every row of the table.
     show_full_result_count = False
+    list_per_page = LIST_PER_PAGE
     search_fields = tuple(f"membership__member__{name}" for name in MEMBER_SEARCH_FIELDS) + (
         "gateway_reference",
     )

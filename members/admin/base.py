@@ -23,6 +23,12 @@ from django.utils.translation import gettext as _
 
 from members.services import MembersError
 
+# Rows a page of the busiest back-office lists shows (Django's default is 100). Django
+# renders each cell through its display helpers, so a list's time grows with rows times
+# columns: at 10,000 members a page of 100 memberships took about 130 ms of CPU, and a
+# page of 50 about 70 ms (see BENCHMARKS.md). Staff find rows by search and filters.
+LIST_PER_PAGE = 50
+
 # Hidden field that marks a POST as the second step of an action that needs a reason.
 REASON_STEP_FIELD = "_reason_step"
 

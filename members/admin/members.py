@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy
 from members import selectors, services
 from members.models import Member, Membership, Plan
 
-from .base import ReadOnlyInlineMixin, admin_change_url
+from .base import LIST_PER_PAGE, ReadOnlyInlineMixin, admin_change_url
 
 
 class CurrentPlanFilter(admin.SimpleListFilter):
@@ -86,6 +86,7 @@ class MemberAdmin(admin.ModelAdmin):
     list_filter = (CurrentPlanFilter, CurrentMembershipStateFilter)
     # A filtered list shows "Show all" instead of counting every row of the table.
     show_full_result_count = False
+    list_per_page = LIST_PER_PAGE
     search_fields = ("first_name", "last_name", "email", "company")
     # The login follows the member through the services (approval, email changes), so
     # staff cannot point a member at another person's login here.

@@ -11,6 +11,7 @@ from members.forms_admin import CancelImmediatelyForm
 from members.models import Membership, MembershipEvent
 
 from .base import (
+    LIST_PER_PAGE,
     ActionsOnlyAdminMixin,
     PerRowReportMixin,
     ReadOnlyInlineMixin,
@@ -77,6 +78,7 @@ class MembershipAdmin(
     list_filter = ("state", "plan")
     # A filtered list shows "Show all" instead of counting every row of the table.
     show_full_result_count = False
+    list_per_page = LIST_PER_PAGE
     search_fields = ("member__first_name", "member__last_name", "member__email")
     list_select_related = ("member", "plan")
     inlines = (MembershipEventInline,)

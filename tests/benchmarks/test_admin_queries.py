@@ -8,6 +8,7 @@ import pytest
 
 from access.models import AccessKey
 from billing.models import Invoice
+from members.admin.base import LIST_PER_PAGE
 from members.models import Membership
 from tests.factories import MemberFactory, MembershipFactory
 from tests.factories.access import AccessKeyFactory
@@ -86,7 +87,7 @@ def test_changelist_queries_constant(
 
     assert response.status_code == 200
     assert response.context["cl"].result_count == 42 * rows_per_member
-    assert len(response.context["cl"].result_list) == min(42 * rows_per_member, 100)
+    assert len(response.context["cl"].result_list) == min(42 * rows_per_member, LIST_PER_PAGE)
 
 
 def test_related_search_needs_every_word(staff_client, hot_desk):
