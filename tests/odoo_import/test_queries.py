@@ -6,6 +6,7 @@ The same budget per partner holds for a data set and for one twice as large.
 """
 
 import pytest
+
 from .dataset import build_large_space
 
 PER_KIND = 6
