@@ -286,7 +286,8 @@ class Seeder:
         self.rooms = Table(
             Room,
             ["name", "capacity", "hourly_rate", "slot_minutes", "min_minutes", "max_minutes",
-             "is_active", "photo", "description", "sort_order", "created_at", "updated_at"],
+             "is_active", "photo", "description", "description_es", "sort_order", "created_at",
+             "updated_at"],
         )  # fmt: skip
         self.room_hours = Table(RoomHours, ["room", "weekday", "opens_at", "closes_at"])
         self.bookings = Table(
@@ -400,6 +401,7 @@ class Seeder:
                 is_active=True,
                 photo="",
                 description=f"Meeting room {number} on floor {1 + number % 3}.",
+                description_es=f"Sala de reuniones {number} en el piso {1 + number % 3}.",
                 sort_order=number,
                 created_at=created,
                 updated_at=created,
