@@ -1,7 +1,7 @@
 """Budgets of the HTTP benchmark, and the checks of its CI run.
 
 Each page is compared with the bare view measured in the same run (the mean of its runs
-at the start and the end):
+at the start, between the groups of pages and at the end):
 - public and member pages: p50 and p95 within 1.5 times the bare view's;
 - admin changelists: p95 within 3 times the bare view's, and as many queries at the
   large data set as at the small one;

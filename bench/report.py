@@ -96,7 +96,7 @@ def render(results: dict, *, raw_path) -> str:
         f"{settings['gunicorn_threads']} threads; Celery worker concurrency "
         f"{settings['celery_concurrency']}. Seeding took {results['seed_seconds']} s. The bare "
         f"view's p50 is {results['floor']['p50_ms']} ms and its p95 "
-        f"{results['floor']['p95_ms']} ms (mean of its runs at the start and the end: "
+        f"{results['floor']['p95_ms']} ms (mean of its runs, in order: "
         + ", ".join(f"{run['p50_ms']}/{run['p95_ms']} ms" for run in results["floor_runs"])
         + ").",
         "",
@@ -147,7 +147,7 @@ def summary(results: dict) -> str:
                 f"{page['probe_rows']} ({page['probe']})"
             )
     lines.append(
-        "bare view p50/p95 at the start and the end: "
+        "bare view p50/p95 of each run, in order: "
         + ", ".join(f"{run['p50_ms']}/{run['p95_ms']} ms" for run in results["floor_runs"])
     )
     webhooks = results.get("webhooks")

@@ -273,5 +273,5 @@ def test_summary_shows_probes_floor_and_webhook_counts():
         "growth probe of admin keys: queries 5 → 5 for rows 3 → 30 "
         "(/admin/access/accesskey/?q=1%40example.com)" in text
     )
-    assert "bare view p50/p95 at the start and the end: 4.0/8.0 ms, 4.0/8.0 ms" in text
+    assert "bare view p50/p95 of each run, in order: 4.0/8.0 ms, 4.0/8.0 ms" in text
     assert "webhooks: 10 of 12 sent, 9 answered, 10 distinct events accepted" in text
