@@ -44,6 +44,8 @@ def configure_environment(database_url: str) -> None:
     os.environ.update(
         {
             "DJANGO_SETTINGS_MODULE": "cpr_portal.settings",
+            # The project's .env may name real services; the run reads none of it.
+            "CPR_READ_DOTENV": "false",
             "DJANGO_DEBUG": "false",
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",

@@ -1,7 +1,7 @@
 """Budgets of the HTTP benchmark, and the checks of its CI run.
 
 Each page is compared with the bare view measured in the same run (the mean of its runs
-at the start and the end):
+at the start, between the groups of pages and at the end):
 - public and member pages: p50 and p95 within 1.5 times the bare view's;
 - admin changelists: p95 within 3 times the bare view's, and as many queries at the
   large data set as at the small one;
@@ -30,6 +30,8 @@ def evaluate(results: dict) -> None:
         page["ratio_p50"] = round(page["p50_ms"] / base["p50_ms"], 2)
         page["ratio_p95"] = round(page["p95_ms"] / base["p95_ms"], 2)
         constant = page["queries_small"] is None or page["queries"] == page["queries_small"]
+        if page.get("probe_queries_small") is not None:
+            constant = constant and page["probe_queries"] == page["probe_queries_small"]
         page["queries_constant"] = constant
         if page["kind"] in ("public", "member"):
             page["budget"] = f"p50, p95 <= {PAGE_RATIO}x bare"
@@ -75,14 +77,49 @@ def webhook_problems(webhooks: dict) -> list[str]:
         )
     if counts["duplicate_payments"]:
         problems.append(f"{counts['duplicate_payments']} invoices were paid more than once")
+    sent = webhooks.get("events_sent")
+    if sent is not None and accepted > sent:
+        problems.append(
+            f"{accepted} webhook events accepted but only {sent} sent; the counts disagree"
+        )
     if webhooks["unexpected_status"]:
         problems.append(f"{webhooks['unexpected_status']} webhook deliveries did not get 200")
     return problems
 
 
-def check_problems(results: dict) -> list[str]:
-    """Return what the CI run fails on: statuses, growing query counts, webhook rows."""
+def probe_problems(name: str, page: dict, results: dict) -> list[str]:
+    """Return what is wrong with a list page's growth probe (none for other pages)."""
+    if "probe" not in page or page["probe_queries_small"] is None:
+        return []
+    large, small = results["members"], results["small_members"]
     problems = []
+    if page["probe_status"] != 200:
+        problems.append(f"{name}: {page['probe']} answered {page['probe_status']}, expected 200")
+    rows, rows_small = page["probe_rows"], page["probe_rows_small"]
+    if rows_small is not None and not rows > rows_small:
+        problems.append(
+            f"{name}: {page['probe']} lists {rows} rows with {large} members and {rows_small} "
+            f"with {small}, so a query a row would not show; choose sizes where the larger "
+            "data set lists more rows"
+        )
+    if page["probe_queries"] != page["probe_queries_small"]:
+        problems.append(
+            f"{name}: {page['probe']} issues {page['probe_queries']} queries for {rows} rows "
+            f"with {large} members but {page['probe_queries_small']} for {rows_small} rows "
+            f"with {small}"
+        )
+    return problems
+
+
+def check_problems(results: dict) -> list[str]:
+    """Return what the CI run fails on: statuses, growing query counts, webhook rows.
+
+    A list page's growth probe must list more rows at the large data set than at the
+    small one. Otherwise equal query counts would not rule out a query a row.
+    """
+    problems = []
+    if not results.get("small_members"):
+        problems.append("no small data set (--small-members 0), so query counts were not compared")
     for name, page in results["pages"].items():
         if page["status"] != 200:
             problems.append(f"{name} ({page['path']}) answered {page['status']}, expected 200")
@@ -93,7 +130,8 @@ def check_problems(results: dict) -> list[str]:
             )
         if page["requests"] == 0:
             problems.append(f"{name}: no request completed under load")
-        if not page["queries_constant"]:
+        problems.extend(probe_problems(name, page, results))
+        if page["queries_small"] is not None and page["queries"] != page["queries_small"]:
             problems.append(
                 f"{name} issues {page['queries']} queries with {results['members']} members "
                 f"but {page['queries_small']} with {results['small_members']}"

@@ -29,6 +29,10 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 INVOICE_PAID_FIXTURE = PROJECT_DIR / "tests" / "billing" / "stripe_payloads" / "invoice_paid.json"
 # Prefix of the event, invoice and payment ids of the benchmark's webhook deliveries.
 BENCH_ID_PREFIX = "bench"
+# The search of the admin lists' growth probes. seed_scale's member emails end in
+# ".<number>@example.com", so this matches one member in ten: a few rows at a few dozen
+# members, a full page (100 rows) from a few hundred on.
+PROBE_SEARCH = "1@example.com"
 
 
 def setup_django() -> None:
@@ -109,6 +113,18 @@ def prepare(args) -> None:
     # together with a filter, as staff use the lists.
     term = member.last_name
     key_term = key.number if key is not None else term
+
+    def admin_page(name: str, changelist: str, search: str, list_filter: dict) -> dict:
+        # The measured path searches like staff do and lists a few rows at any size. The
+        # probe lists more rows at a larger data set, so a query a row shows in its count.
+        return {
+            "name": name,
+            "path": f"{changelist}?" + urlencode({"q": search, **list_filter}),
+            "probe": f"{changelist}?" + urlencode({"q": PROBE_SEARCH, **list_filter}),
+            "kind": "admin",
+            "session": "staff",
+        }
+
     fixture = {
         "staff_session": staff_session(),
         "member_session": member_session(member),
@@ -144,34 +160,21 @@ def prepare(args) -> None:
                 "kind": "member",
                 "session": "member",
             },
-            {
-                "name": "admin members",
-                "path": "/admin/members/member/?"
-                + urlencode({"q": term, "current_state": "active"}),
-                "kind": "admin",
-                "session": "staff",
-            },
-            {
-                "name": "admin memberships",
-                "path": "/admin/members/membership/?"
-                + urlencode({"q": term, "state__exact": "active"}),
-                "kind": "admin",
-                "session": "staff",
-            },
-            {
-                "name": "admin invoices",
-                "path": "/admin/billing/invoice/?"
-                + urlencode({"q": term, "status__exact": "paid"}),
-                "kind": "admin",
-                "session": "staff",
-            },
-            {
-                "name": "admin keys",
-                "path": "/admin/access/accesskey/?"
-                + urlencode({"q": key_term, "status__exact": "active"}),
-                "kind": "admin",
-                "session": "staff",
-            },
+            admin_page(
+                "admin members", "/admin/members/member/", term, {"current_state": "active"}
+            ),
+            admin_page(
+                "admin memberships",
+                "/admin/members/membership/",
+                term,
+                {"state__exact": "active"},
+            ),
+            admin_page(
+                "admin invoices", "/admin/billing/invoice/", term, {"status__exact": "paid"}
+            ),
+            admin_page(
+                "admin keys", "/admin/access/accesskey/", key_term, {"status__exact": "active"}
+            ),
         ],
     }
     write_json(args.out, fixture)
@@ -180,12 +183,35 @@ def prepare(args) -> None:
 # --- queries -------------------------------------------------------------------------------
 
 
-def count_queries(args) -> None:
-    """Request each page in-process and record its status and number of SQL queries."""
-    from django.conf import settings
+def listed_rows(response) -> int | None:
+    """Return how many rows an admin changelist shows on its page, None for other pages."""
+    changelist = (getattr(response, "context_data", None) or {}).get("cl")
+    if changelist is None:
+        return None
+    return len(changelist.result_list)
+
+
+def request_counted(client, path: str) -> tuple:
+    """Request `path` in-process; return the response and its number of SQL queries."""
     from django.db import connection
-    from django.test import Client
     from django.test.utils import CaptureQueriesContext
+
+    # One request first, so that lazily filled caches (ContentType, translations) do not
+    # count against the page.
+    client.get(path, secure=True)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(path, secure=True)
+    return response, len(queries.captured_queries)
+
+
+def count_queries(args) -> None:
+    """Request each page in-process and record its status and number of SQL queries.
+
+    A page with a growth probe (the admin lists) also records the probe's queries and
+    the rows it lists.
+    """
+    from django.conf import settings
+    from django.test import Client
 
     fixture = json.loads(Path(args.fixture).read_text())
     results = {}
@@ -193,16 +219,20 @@ def count_queries(args) -> None:
         client = Client()
         if page["session"]:
             client.cookies[settings.SESSION_COOKIE_NAME] = fixture[f"{page['session']}_session"]
-        # One request first, so that lazily filled caches (ContentType, translations)
-        # do not count against the page.
-        client.get(page["path"], secure=True)
-        with CaptureQueriesContext(connection) as queries:
-            response = client.get(page["path"], secure=True)
+        response, queries = request_counted(client, page["path"])
         results[page["name"]] = {
             "path": page["path"],
             "status": response.status_code,
-            "queries": len(queries.captured_queries),
+            "queries": queries,
         }
+        if page.get("probe"):
+            probe, probe_queries = request_counted(client, page["probe"])
+            results[page["name"]] |= {
+                "probe": page["probe"],
+                "probe_status": probe.status_code,
+                "probe_queries": probe_queries,
+                "probe_rows": listed_rows(probe),
+            }
     write_json(args.out, results)
 
 

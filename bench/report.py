@@ -96,7 +96,7 @@ def render(results: dict, *, raw_path) -> str:
         f"{settings['gunicorn_threads']} threads; Celery worker concurrency "
         f"{settings['celery_concurrency']}. Seeding took {results['seed_seconds']} s. The bare "
         f"view's p50 is {results['floor']['p50_ms']} ms and its p95 "
-        f"{results['floor']['p95_ms']} ms (mean of its runs at the start and the end: "
+        f"{results['floor']['p95_ms']} ms (mean of its runs, in order: "
         + ", ".join(f"{run['p50_ms']}/{run['p95_ms']} ms" for run in results["floor_runs"])
         + ").",
         "",
@@ -139,10 +139,23 @@ def summary(results: dict) -> str:
             f"{page['p95_ms']:>8.2f} {page['requests_per_second']:>7.0f} "
             f"{page['ratio_p50']:>6.2f} {page['ratio_p95']:>6.2f}  {_met(page['met'])}"
         )
+    for name, page in results["pages"].items():
+        if "probe" in page:
+            lines.append(
+                f"growth probe of {name}: queries {page['probe_queries_small']} → "
+                f"{page['probe_queries']} for rows {page['probe_rows_small']} → "
+                f"{page['probe_rows']} ({page['probe']})"
+            )
+    lines.append(
+        "bare view p50/p95 of each run, in order: "
+        + ", ".join(f"{run['p50_ms']}/{run['p95_ms']} ms" for run in results["floor_runs"])
+    )
     webhooks = results.get("webhooks")
     if webhooks:
         lines.append(
-            f"webhooks: {webhooks['events_accepted']} distinct events, "
+            f"webhooks: {webhooks['events_sent']} of {webhooks['events_requested']} sent, "
+            f"{webhooks['events_answered']} answered, "
+            f"{webhooks['events_accepted']} distinct events accepted, "
             f"{webhooks['accepted_per_second']}/s accepted, "
             f"{webhooks['processed_per_second']}/s processed, "
             f"processed once: {webhooks['processed_once']}, budget {_met(webhooks['met'])}"

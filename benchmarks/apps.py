@@ -7,3 +7,6 @@ class BenchmarksConfig(AppConfig):
 
     name = "benchmarks"
     verbose_name = _("benchmarks")
+
+    def ready(self):
+        from . import checks  # noqa: F401  (registers the deployment check)

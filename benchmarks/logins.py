@@ -33,8 +33,11 @@ def totp_secret_for(seed: int) -> str:
     return base64.b32encode(random.Random(f"totp-{seed}").randbytes(20)).decode()
 
 
-def ensure_staff(*, password: str, seed: int):
-    """Create (or reset) the benchmark's superuser with a password and a TOTP authenticator."""
+def ensure_staff(*, password: str, seed: int, joined=None):
+    """Create (or reset) the benchmark's superuser with a password and a TOTP authenticator.
+
+    `joined` is its date_joined (default: now); seed_scale passes a time of its anchor day.
+    """
     users = get_user_model()
     user = users.objects.filter(username=STAFF_USERNAME).first()
     if user is None:
@@ -43,7 +46,8 @@ def ensure_staff(*, password: str, seed: int):
         )
     else:
         user.set_password(password)
-        user.save(update_fields=["password"])
+    user.date_joined = joined or user.date_joined
+    user.save(update_fields=["password", "date_joined"])
     EmailAddress.objects.update_or_create(
         user=user, email=STAFF_EMAIL, defaults={"primary": True, "verified": True}
     )

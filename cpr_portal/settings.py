@@ -18,7 +18,9 @@ from django.utils.translation import gettext_lazy as _
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-if (BASE_DIR / ".env").is_file():
+# CPR_READ_DOTENV=false ignores the .env file: bench/run sets it, so that a developer's .env
+# cannot point the benchmark's server at real services.
+if env.bool("CPR_READ_DOTENV", default=True) and (BASE_DIR / ".env").is_file():
     env.read_env(BASE_DIR / ".env")
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)

@@ -144,3 +144,134 @@ def test_check_fails_on_payment_applied_twice():
 
     assert run["webhooks"]["processed_once"] is False
     assert any("1 invoices were paid more than once" in p for p in problems)
+
+
+def probe(rows: int, rows_small: int, queries: int = 5, queries_small: int = 5) -> dict:
+    return {
+        "probe": "/admin/access/accesskey/?q=1%40example.com",
+        "probe_status": 200,
+        "probe_queries": queries,
+        "probe_queries_small": queries_small,
+        "probe_rows": rows,
+        "probe_rows_small": rows_small,
+    }
+
+
+def test_check_fails_when_probe_lists_no_more_rows():
+    """Equal query counts prove nothing when both sizes list the same rows."""
+    run = results(
+        {
+            "admin keys": page(kind="admin", **probe(rows=1, rows_small=1)),
+            "admin members": page(kind="admin", **probe(rows=30, rows_small=3)),
+            "home": page(),
+        },
+        webhooks(),
+    )
+
+    budgets.evaluate(run)
+    problems = budgets.check_problems(run)
+
+    assert problems == [
+        "admin keys: /admin/access/accesskey/?q=1%40example.com lists 1 rows with 300 "
+        "members and 1 with 30, so a query a row would not show; choose sizes where the "
+        "larger data set lists more rows"
+    ]
+
+
+def test_check_fails_on_query_a_row_in_probe():
+    run = results(
+        {"admin keys": page(kind="admin", **probe(30, 3, queries=35, queries_small=8))},
+        webhooks(),
+    )
+
+    budgets.evaluate(run)
+    problems = budgets.check_problems(run)
+
+    assert run["pages"]["admin keys"]["met"] is False
+    assert problems == [
+        "admin keys: /admin/access/accesskey/?q=1%40example.com issues 35 queries for 30 rows "
+        "with 300 members but 8 for 3 rows with 30"
+    ]
+
+
+def test_check_fails_without_a_small_data_set():
+    run = results({"home": page(queries_small=None)}, webhooks())
+    run["small_members"] = 0
+
+    budgets.evaluate(run)
+
+    assert budgets.check_problems(run) == [
+        "no small data set (--small-members 0), so query counts were not compared"
+    ]
+
+
+def test_check_fails_accepted_over_sent():
+    hooks = webhooks()
+    hooks["events_sent"] = 9
+    run = results({"home": page()}, hooks)
+
+    budgets.evaluate(run)
+
+    assert "10 webhook events accepted but only 9 sent; the counts disagree" in (
+        budgets.check_problems(run)
+    )
+
+
+@pytest.mark.django_db
+def test_changelist_rows_are_counted(staff_client):
+    from tests.factories import MemberFactory
+
+    MemberFactory.create_batch(3)
+    response = staff_client.get("/admin/members/member/")
+
+    assert django_steps.listed_rows(response) == 3
+    assert django_steps.listed_rows(staff_client.get("/")) is None
+
+
+def test_deploy_check_warns_about_benchmark_views(settings):
+    from benchmarks.checks import check_benchmark_views
+
+    settings.DEBUG = False
+    settings.CPR_BENCHMARK_VIEWS = True
+    warnings = check_benchmark_views(None)
+    assert [warning.id for warning in warnings] == ["benchmarks.W001"]
+
+    settings.CPR_BENCHMARK_VIEWS = False
+    assert check_benchmark_views(None) == []
+    settings.DEBUG = True
+    settings.CPR_BENCHMARK_VIEWS = True
+    assert check_benchmark_views(None) == []
+
+
+def test_deploy_check_is_registered(settings):
+    from django.core.checks import run_checks
+
+    settings.DEBUG = False
+    settings.CPR_BENCHMARK_VIEWS = True
+
+    ids = {message.id for message in run_checks(include_deployment_checks=True)}
+
+    assert "benchmarks.W001" in ids
+
+
+def test_summary_shows_probes_floor_and_webhook_counts():
+    report = load_bench_module("report")
+    hooks = webhooks() | {
+        "events_requested": 12,
+        "events_sent": 10,
+        "events_answered": 9,
+        "accepted_per_second": 100.0,
+    }
+    run = results(
+        {"admin keys": page(kind="admin", requests_per_second=50.0, **probe(30, 3))}, hooks
+    )
+    budgets.evaluate(run)
+
+    text = report.summary(run)
+
+    assert (
+        "growth probe of admin keys: queries 5 → 5 for rows 3 → 30 "
+        "(/admin/access/accesskey/?q=1%40example.com)" in text
+    )
+    assert "bare view p50/p95 of each run, in order: 4.0/8.0 ms, 4.0/8.0 ms" in text
+    assert "webhooks: 10 of 12 sent, 9 answered, 10 distinct events accepted" in text

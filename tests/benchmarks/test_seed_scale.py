@@ -4,18 +4,24 @@ import datetime
 import hashlib
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.db.models import Sum
+from django.utils import timezone
 
 from access.models import AccessKey
 from benchmarks import logins
+from benchmarks.loader import truncate
+from benchmarks.management.commands.seed_scale import FLUSHED_MODELS
 from benchmarks.seeding import Seeder
 from billing.models import CreditEntry, Invoice, WebhookEvent
 from bookings.models import Booking
-from members.models import Member, Membership
+from members.models import Member, Membership, Plan
 from outbox.models import OutboxEmail
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -40,17 +46,25 @@ def seed(*extra, members=MEMBERS, seed_value=7):
     return out.getvalue()
 
 
+def column_value(table, name: str) -> str:
+    """A column of the fingerprint; a plan is named by its slug, not by its sequence id."""
+    quoted = connection.ops.quote_name(name)
+    field = next((f for f in table.model._meta.concrete_fields if f.column == name), None)
+    if field is not None and field.is_relation and field.related_model is Plan:
+        return f"(SELECT slug FROM {Plan._meta.db_table} WHERE id = {quoted})"  # noqa: S608
+    return quoted
+
+
 def fingerprint() -> str:
-    """Return a SHA-256 of every row the seed writes with COPY (passwords left out)."""
+    """Return a SHA-256 of every row the seed writes (passwords left out), staff included."""
     digest = hashlib.sha256()
     probe = Seeder(members=1, seed=0, today=TODAY)
     with connection.cursor() as cursor:
         for table in probe.tables:
-            columns = [connection.ops.quote_name(c) for c in table.columns if c != "password"]
+            columns = [column_value(table, c) for c in table.columns if c != "password"]
             db_table = table.model._meta.db_table
-            where = "WHERE NOT is_staff" if db_table == "auth_user" else ""
             cursor.execute(
-                f"SELECT {', '.join(columns)} FROM {db_table} {where} ORDER BY id"  # noqa: S608
+                f"SELECT {', '.join(columns)} FROM {db_table} ORDER BY id"  # noqa: S608
             )
             digest.update(db_table.encode())
             for row in cursor.fetchall():
@@ -121,6 +135,58 @@ def test_same_seed_same_data():
 
     assert again == first
     assert other != first
+
+
+def test_same_data_whatever_the_plan_ids():
+    """Plans are not flushed, so their ids come from a sequence; the rows must not care."""
+    seed()
+    seed("--flush")
+    first = fingerprint()
+
+    truncate(FLUSHED_MODELS)
+    Plan.objects.exclude(slug="hot-desk").delete()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT setval(pg_get_serial_sequence('{Plan._meta.db_table}', 'id'), 5000)"  # noqa: S608
+        )
+    seed()
+
+    assert Plan.objects.exclude(slug="hot-desk").filter(pk__lt=5000).count() == 0
+    assert fingerprint() == first
+
+
+def test_staff_joined_on_the_anchor_day():
+    seed()
+
+    staff = logins.get_user_model().objects.get(username=logins.STAFF_USERNAME)
+    assert timezone.localtime(staff.date_joined).date() == TODAY - datetime.timedelta(days=400)
+
+
+def run_seed_scale(*arguments) -> subprocess.CompletedProcess:
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", "seed_scale", *arguments],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_bad_date_usage_error():
+    completed = run_seed_scale("--today", "2026-13-01")
+
+    assert completed.returncode == 2
+    assert "Traceback" not in completed.stderr
+    assert "argument --today: '2026-13-01' is not a date; use YYYY-MM-DD" in completed.stderr
+
+
+def test_too_many_members_are_refused_before_any_work():
+    completed = run_seed_scale("--members", "99999999999")
+
+    assert completed.returncode == 2
+    assert "Traceback" not in completed.stderr
+    assert "99999999999 is not between 1 and 1,000,000" in completed.stderr
 
 
 def test_rejects_database_with_members():

@@ -1,5 +1,6 @@
 """`manage.py seed_scale`: fill PostgreSQL with a large, realistic data set for benchmarks."""
 
+import argparse
 import datetime
 import time
 from pathlib import Path
@@ -40,13 +41,31 @@ FLUSHED_MODELS = [
 ]  # fmt: skip
 
 DEFAULT_PASSWORD = "bench-password-2026"
+# The maximum --members: 100 times the benchmark's 10,000 members, a few minutes and
+# several gigabytes of memory.
+MAX_MEMBERS = 1_000_000
 
 
 def _date(value: str) -> datetime.date:
+    # argparse turns ArgumentTypeError into a usage error; a CommandError raised here would
+    # escape as a traceback.
     try:
         return datetime.date.fromisoformat(value)
-    except ValueError as error:
-        raise CommandError(f"--today {value!r} is not a date; use YYYY-MM-DD.") from error
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date; use YYYY-MM-DD") from None
+
+
+def _members(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if not 1 <= number <= MAX_MEMBERS:
+        raise argparse.ArgumentTypeError(
+            f"{value} is not between 1 and {MAX_MEMBERS:,}; seed at most {MAX_MEMBERS:,} "
+            "members at a time"
+        )
+    return number
 
 
 class Command(BaseCommand):
@@ -57,7 +76,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--members", type=int, default=10_000, help="Members to create.")
+        parser.add_argument(
+            "--members",
+            type=_members,
+            default=10_000,
+            help=f"Members to create (10000; at most {MAX_MEMBERS}).",
+        )
         parser.add_argument("--seed", type=int, default=1, help="Random seed (default 1).")
         parser.add_argument(
             "--today",
@@ -88,8 +112,8 @@ class Command(BaseCommand):
                 f"seed_scale loads with PostgreSQL's COPY, but DATABASE_URL points at "
                 f"{connection.vendor}. Set DATABASE_URL=postgres://… and run it again."
             )
-        if members < 1:
-            raise CommandError(f"--members must be at least 1, not {members}.")
+        if not 1 <= members <= MAX_MEMBERS:
+            raise CommandError(f"--members must be between 1 and {MAX_MEMBERS:,}, not {members}.")
         if sessions is not None and not sessions.parent.is_dir():
             raise CommandError(
                 f"--sessions {sessions}: the folder {sessions.parent} does not exist."
@@ -111,7 +135,14 @@ class Command(BaseCommand):
             if flush:
                 progress(f"Deleting {existing} members and their data (--flush)")
                 truncate(FLUSHED_MODELS)
-            staff = logins.ensure_staff(password=password, seed=seed)
+            # Dated from the anchor day like every seeded row, not from the clock. The staff
+            # user comes first: the Seeder numbers its users after the highest id.
+            joined = datetime.datetime.combine(
+                today - datetime.timedelta(days=400),
+                datetime.time(9, 0),
+                tzinfo=timezone.get_current_timezone(),
+            )
+            staff = logins.ensure_staff(password=password, seed=seed, joined=joined)
             seeder = Seeder(members=members, seed=seed, today=today, progress=progress)
             result = seeder.run(staff_id=staff.pk)
             samples = list(
