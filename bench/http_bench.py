@@ -786,6 +786,14 @@ def parse_args(argv=None):
     )
     parser.add_argument("--no-batch", action="store_true", help="Skip bench/batch.py.")
     parser.add_argument(
+        "--batch-small-members",
+        type=int,
+        default=1000,
+        help="Members of a second batch run whose seconds the report compares with the "
+        "main size, to show how each job grows (1000; 0 skips; ignored unless it is below "
+        "--members).",
+    )
+    parser.add_argument(
         "--check",
         action="store_true",
         help="CI mode: fail unless every page returns 200, query counts do not grow "
@@ -796,6 +804,11 @@ def parse_args(argv=None):
         "--results-dir", type=Path, default=BENCH_DIR / "results", help="Raw JSON goes here."
     )
     args = parser.parse_args(argv)
+    if args.batch_small_members < 0:
+        parser.error(
+            f"argument --batch-small-members: {args.batch_small_members} is negative; give 0 "
+            "to skip the growth run or a size below --members."
+        )
     if args.port > 65535:
         parser.error(f"argument --port: {args.port} is not a port number (1 to 65535, or 0).")
     if args.connections < args.wrk_threads:
@@ -945,18 +958,22 @@ def benchmark(args, work: Path, record: RunRecord | None = None) -> dict:
     if not args.no_batch:
         if record is not None:
             record.add_database(f"{args.database}_batch")
-        results["batch"] = run_batch(args, work)
+        if 0 < args.batch_small_members < args.members:
+            logger.info("Batch jobs at %s members, for the growth table", args.batch_small_members)
+            results["batch_small"] = run_batch(args, work, members=args.batch_small_members)
+        logger.info("Batch jobs at %s members", args.members)
+        results["batch"] = run_batch(args, work, members=args.members)
     budgets.evaluate(results)
     return results
 
 
-def run_batch(args, work: Path) -> dict | None:
-    """Run bench/batch.py at the same size and seed, and return what it wrote."""
+def run_batch(args, work: Path, *, members: int) -> dict | None:
+    """Run bench/batch.py with `members` and the run's seed, and return what it wrote."""
     script = BENCH_DIR / "batch.py"
     if not script.exists():
         logger.warning("bench/batch.py is missing; the batch jobs are not measured")
         return None
-    out = work / "batch.json"
+    out = work / f"batch-{members}.json"
     # bench/batch.py drops and recreates the database it is given, so it gets its own.
     database_url = f"{args.postgres_url.rstrip('/')}/{args.database}_batch"
     try:
@@ -965,7 +982,7 @@ def run_batch(args, work: Path) -> dict | None:
                 sys.executable,
                 str(script),
                 "--members",
-                str(args.members),
+                str(members),
                 "--seed",
                 str(args.seed),
                 "--database-url",
@@ -975,7 +992,7 @@ def run_batch(args, work: Path) -> dict | None:
             ],
             env=dict(os.environ),
             timeout=3600,
-            log_path=work / "batch.log",
+            log_path=work / f"batch-{members}.log",
         )
     finally:
         Databases(args.postgres_url, keep=args.keep_db).drop_if_exists(f"{args.database}_batch")

@@ -4,7 +4,13 @@ write_benchmarks_md replaces the text between the two markers below in BENCHMARK
 so the prose around the tables stays as written.
 """
 
+import sys
 from pathlib import Path
+
+# The bench/ scripts import each other by module name, as http_bench.py does.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from batch import growth_table  # noqa: E402
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = PROJECT_DIR / "BENCHMARKS.md"
@@ -78,6 +84,18 @@ def batch_table(batch: dict) -> list[str]:
     return lines
 
 
+def batch_growth_lines(results: dict) -> list[str]:
+    """Render how each batch job grew from the small batch run to the main one, if both ran."""
+    if not (results.get("batch") and results.get("batch_small")):
+        return []
+    return [
+        "Growth of the batch jobs (the same seed at both sizes):",
+        "",
+        growth_table(results["batch_small"], results["batch"]),
+        "",
+    ]
+
+
 def render(results: dict, *, raw_path) -> str:
     machine = results["machine"]
     settings = results["settings"]
@@ -110,6 +128,7 @@ def render(results: dict, *, raw_path) -> str:
     ]
     if results.get("batch"):
         lines += ["Batch jobs (bench/batch.py):", "", *batch_table(results["batch"]), ""]
+    lines += batch_growth_lines(results)
     lines.append(END_MARKER)
     return "\n".join(lines)
 

@@ -275,3 +275,15 @@ def test_summary_shows_probes_floor_and_webhook_counts():
     )
     assert "bare view p50/p95 of each run, in order: 4.0/8.0 ms, 4.0/8.0 ms" in text
     assert "webhooks: 10 of 12 sent, 9 answered, 10 distinct events accepted" in text
+
+
+def test_report_shows_batch_growth():
+    report = load_bench_module("report")
+    small = {"members": 1000, "batch": {"outbox_sweep": {"seconds": 0.5, "items": 100}}}
+    large = {"members": 10000, "batch": {"outbox_sweep": {"seconds": 4.0, "items": 1000}}}
+    run = results({}, webhooks()) | {"batch": large, "batch_small": small}
+
+    text = "\n".join(report.batch_growth_lines(run))
+
+    assert "Growth of the batch jobs" in text
+    assert "| outbox_sweep | 0.5 | 4.0 | 8.0 | 5.0 → 4.0 |" in text
