@@ -287,3 +287,13 @@ def test_report_shows_batch_growth():
 
     assert "Growth of the batch jobs" in text
     assert "| outbox_sweep | 0.5 | 4.0 | 8.0 | 5.0 → 4.0 |" in text
+
+
+def test_seed_step_has_no_batch_budget():
+    report = load_bench_module("report")
+    jobs = {"batch": {"seed_scale": {"seconds": 21.5}, "credit_expiry": {"seconds": 12.0}}}
+
+    lines = report.batch_table(jobs)
+
+    assert "| seed_scale | 21.5 | — |" in "\n".join(lines)
+    assert "| credit_expiry | 12.0 | **missed** |" in "\n".join(lines)
