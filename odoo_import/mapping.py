@@ -9,12 +9,15 @@ import datetime
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.utils.translation import gettext_noop
+
 from billing.money import CENT
+from cpr_portal.messages import Message
 from members.models import Membership, Plan
 from members.periods import add_months
 
 from .parsing import months_covered
-from .records import Line, Partner
+from .records import Line, Partner, state_word
 
 State = Membership.State
 ZERO = Decimal("0.00")
@@ -199,16 +202,35 @@ def free_target(partner: Partner, plan: Plan, start: datetime.date, today: datet
     )
 
 
-def describe(target: Target) -> str:
-    text = (
-        f"{target.plan.name}, {target.state}, {target.start_date} to {target.commitment_end}, "
-        f"${target.monthly_price}/month"
-    )
+def describe(target: Target) -> Message:
+    """Describe the membership `target` would be, for an outcome detail."""
+    params = {
+        "plan": target.plan.name,
+        "state": state_word(target.state),
+        "start": target.start_date,
+        "end": target.commitment_end,
+        "price": target.monthly_price,
+    }
+    if target.end_date and target.cancel_at:
+        text = gettext_noop(
+            "%(plan)s, %(state)s, %(start)s to %(end)s, $%(price)s/month, ended %(ended)s, "
+            "cancels %(cancels)s"
+        )
+    elif target.end_date:
+        text = gettext_noop(
+            "%(plan)s, %(state)s, %(start)s to %(end)s, $%(price)s/month, ended %(ended)s"
+        )
+    elif target.cancel_at:
+        text = gettext_noop(
+            "%(plan)s, %(state)s, %(start)s to %(end)s, $%(price)s/month, cancels %(cancels)s"
+        )
+    else:
+        text = gettext_noop("%(plan)s, %(state)s, %(start)s to %(end)s, $%(price)s/month")
     if target.end_date:
-        text += f", ended {target.end_date}"
+        params["ended"] = target.end_date
     if target.cancel_at:
-        text += f", cancels {target.cancel_at}"
-    return text
+        params["cancels"] = target.cancel_at
+    return Message(text, **params)
 
 
 def _can_renew(current: Target, upcoming: Target) -> bool:

@@ -16,7 +16,9 @@ from email.utils import getaddresses
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.utils.translation import gettext_noop, pgettext_lazy
 
+from cpr_portal.messages import Message, MessageError
 from members.models import Member
 from members.services import normalize_email
 
@@ -38,7 +40,57 @@ class Outcome:
     entity: str
     verb: str
     ref: str
-    detail: str
+    detail: str | Message  # English in str(), translated by the command that prints it
+
+
+# Words for the stored values that outcome details name, in the operator's language.
+# Both nouns they describe, membresía and llave, are feminine in Spanish.
+STATE_WORDS = {
+    "pending": pgettext_lazy("Odoo import: state of a membership or key", "pending"),
+    "active": pgettext_lazy("Odoo import: state of a membership or key", "active"),
+    "past_due": pgettext_lazy("Odoo import: state of a membership or key", "past due"),
+    "suspended": pgettext_lazy("Odoo import: state of a membership or key", "suspended"),
+    "cancelled": pgettext_lazy("Odoo import: state of a membership or key", "cancelled"),
+    "ended": pgettext_lazy("Odoo import: state of a membership or key", "ended"),
+    "revoked": pgettext_lazy("Odoo import: state of a membership or key", "revoked"),
+    "lost": pgettext_lazy("Odoo import: state of a membership or key", "lost"),
+    "returned": pgettext_lazy("Odoo import: state of a membership or key", "returned"),
+}
+KIND_WORDS = {
+    "fob": pgettext_lazy("Odoo import: kind of access key", "fob"),
+    "card": pgettext_lazy("Odoo import: kind of access key", "card"),
+    "mobile": pgettext_lazy("Odoo import: kind of access key", "mobile key"),
+}
+
+
+class Word(Message):
+    """A stored value named in an outcome detail: as stored in English, else its word."""
+
+    __slots__ = ("words",)
+
+    def __init__(self, value, words: dict):
+        super().__init__(str(value))
+        self.words = words
+
+    def render(self, *, translate: bool) -> str:
+        word = self.words.get(self.text) if translate else None
+        return self.text if word is None else str(word)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Word):
+            return NotImplemented
+        return self.text == other.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
+def state_word(value) -> Word:
+    return Word(value, STATE_WORDS)
+
+
+def kind_word(value) -> Word:
+    return Word(value, KIND_WORDS)
 
 
 class ImportReport:
@@ -54,7 +106,7 @@ class ImportReport:
         self.warnings: list = []  # Messages of the source (see OdooData.warnings)
         self.listener = listener
 
-    def add(self, entity: str, verb: str, ref: str, detail: str) -> None:
+    def add(self, entity: str, verb: str, ref: str, detail: str | Message) -> None:
         self.extend([Outcome(entity, verb, ref, detail)])
 
     def extend(self, outcomes: list[Outcome]) -> None:
@@ -142,8 +194,11 @@ class Prepared:
     partners: list[Partner]
 
 
-class RecordError(ValueError):
-    """A record cannot be imported; the message states why and what to fix."""
+class RecordError(MessageError, ValueError):
+    """A record cannot be imported; the message states why and what to fix.
+
+    Raise it with an English text marked with gettext_noop, as MessageError takes it.
+    """
 
 
 def _where(raw: dict, kind: str, table: str) -> str:
@@ -158,7 +213,11 @@ def _parse(parser, raw: dict, key: str, *args):
     try:
         return parser(raw.get(key), *args)
     except ValueError as error:
-        raise RecordError(f"{key.replace('_', ' ')}: {error}") from None
+        raise RecordError(
+            gettext_noop("%(field)s: %(error)s"),
+            field=key.replace("_", " "),
+            error=getattr(error, "message", None) or str(error),
+        ) from None
 
 
 # --- Products ----------------------------------------------------------------------------
@@ -167,17 +226,22 @@ def _parse(parser, raw: dict, key: str, *args):
 def _prepare_product(raw: dict) -> Product:
     key = parsing.parse_record_id(raw.get("id"), "product_product")
     if key is None:
-        raise RecordError("the row has no product id")
+        raise RecordError(gettext_noop("the row has no product id"))
     name = parsing.clean_text(raw.get("name"))
     if not name:
-        raise RecordError("the product has no name")
+        raise RecordError(gettext_noop("the product has no name"))
     if len(name) > 100:
         raise RecordError(
-            f"the name {name!r} is longer than 100 characters, the maximum for a plan"
+            gettext_noop("the name %(name)r is longer than 100 characters, the maximum for a plan"),
+            name=name,
         )
     list_price = _parse(parsing.parse_money, raw, "list_price") or Decimal("0.00")
     if list_price < 0 or list_price > MAX_PRICE:
-        raise RecordError(f"the list price {list_price} is not between 0 and {MAX_PRICE}")
+        raise RecordError(
+            gettext_noop("the list price %(price)s is not between 0 and %(maximum)s"),
+            price=list_price,
+            maximum=MAX_PRICE,
+        )
     date_from = _parse(parsing.parse_date, raw, "date_from")
     date_to = _parse(parsing.parse_date, raw, "date_to")
     months = None
@@ -195,11 +259,16 @@ def _prepare_products(data: OdooData, report: ImportReport) -> tuple[dict, set]:
         try:
             product = _prepare_product(raw)
         except RecordError as error:
-            report.add("plan", "conflict", where, str(error))
+            report.add("plan", "conflict", where, error.message)
             left_out.add(parsing.parse_record_id(raw.get("id"), "product_product"))
             continue
         if product.key in products:
-            report.add("plan", "conflict", product.ref, "the product appears twice in the source")
+            report.add(
+                "plan",
+                "conflict",
+                product.ref,
+                Message(gettext_noop("the product appears twice in the source")),
+            )
             continue
         products[product.key] = product
     return products, left_out
@@ -211,21 +280,27 @@ def _prepare_products(data: OdooData, report: ImportReport) -> tuple[dict, set]:
 def _prepare_email(raw_email) -> str:
     text = parsing.clean_text(raw_email)
     if not text:
-        raise RecordError("the contact has no email address; add one in Odoo")
+        raise RecordError(gettext_noop("the contact has no email address; add one in Odoo"))
     addresses = [address for _name, address in getaddresses([text]) if address]
     if len(addresses) != 1:
         raise RecordError(
-            f"the email {text!r} is not one address; keep a single address on the contact"
+            gettext_noop(
+                "the email %(email)r is not one address; keep a single address on the contact"
+            ),
+            email=text,
         )
     email = normalize_email(addresses[0])
     try:
         validate_email(email)
     except ValidationError:
         raise RecordError(
-            f"the email {text!r} is not a valid address; correct it in Odoo"
+            gettext_noop("the email %(email)r is not a valid address; correct it in Odoo"),
+            email=text,
         ) from None
     if len(email) > Member._meta.get_field("email").max_length:
-        raise RecordError(f"the email {email!r} is longer than 254 characters")
+        raise RecordError(
+            gettext_noop("the email %(email)r is longer than 254 characters"), email=email
+        )
     return email
 
 
@@ -233,8 +308,14 @@ def _check_length(value: str, field_name: str, label: str) -> str:
     limit = Member._meta.get_field(field_name).max_length
     if len(value) > limit:
         raise RecordError(
-            f"the {label} {value!r} is {len(value)} characters long; the portal keeps at most "
-            f"{limit}, so shorten it in Odoo"
+            gettext_noop(
+                "the %(label)s %(value)r is %(length)d characters long; the portal keeps at "
+                "most %(limit)d, so shorten it in Odoo"
+            ),
+            label=Message(label),
+            value=value,
+            length=len(value),
+            limit=limit,
         )
     return value
 
@@ -243,12 +324,15 @@ def _prepare_partner(raw: dict) -> Partner:
     odoo_id = parsing.parse_record_id(raw.get("id"), "res_partner")
     if not isinstance(odoo_id, int):
         raise RecordError(
-            f"the contact id {raw.get('id')!r} contains no database id; export the ID column "
-            "(or an import-compatible export) from Odoo"
+            gettext_noop(
+                "the contact id %(id)r contains no database id; export the ID column "
+                "(or an import-compatible export) from Odoo"
+            ),
+            id=raw.get("id"),
         )
     name = parsing.clean_text(raw.get("name"))
     if not name:
-        raise RecordError("the contact has no name; add one in Odoo")
+        raise RecordError(gettext_noop("the contact has no name; add one in Odoo"))
     is_company = _parse(parsing.parse_bool, raw, "is_company")
     if is_company:
         first_name, last_name, company = name, "", name
@@ -259,11 +343,11 @@ def _prepare_partner(raw: dict) -> Partner:
     return Partner(
         odoo_id=odoo_id,
         name=name,
-        first_name=_check_length(first_name, "first_name", "first name"),
-        last_name=_check_length(last_name, "last_name", "last name"),
+        first_name=_check_length(first_name, "first_name", gettext_noop("first name")),
+        last_name=_check_length(last_name, "last_name", gettext_noop("last name")),
         email=_prepare_email(raw.get("email")),
-        phone=_check_length(phone, "phone", "phone number"),
-        company=_check_length(company, "company", "company"),
+        phone=_check_length(phone, "phone", gettext_noop("phone number")),
+        company=_check_length(company, "company", gettext_noop("company")),
         state=_parse(parsing.parse_state, raw, "membership_state"),
         membership_start=_parse(parsing.parse_date, raw, "membership_start"),
         free=_parse(parsing.parse_bool, raw, "free_member"),
@@ -283,11 +367,16 @@ def _prepare_partners(data: OdooData, report: ImportReport) -> tuple[dict, set]:
         try:
             partner = _prepare_partner(raw)
         except RecordError as error:
-            report.add("member", "conflict", where, str(error))
+            report.add("member", "conflict", where, error.message)
             left_out.add(parsing.parse_record_id(raw.get("id"), "res_partner"))
             continue
         if partner.odoo_id in partners:
-            report.add("member", "conflict", partner.ref, "the contact appears twice in the source")
+            report.add(
+                "member",
+                "conflict",
+                partner.ref,
+                Message(gettext_noop("the contact appears twice in the source")),
+            )
             continue
         partners[partner.odoo_id] = partner
 
@@ -303,8 +392,14 @@ def _prepare_partners(data: OdooData, report: ImportReport) -> tuple[dict, set]:
                 "member",
                 "conflict",
                 partner.ref,
-                f"partners {ids} share the email {email}; merge them in Odoo or give each its "
-                "own email",
+                Message(
+                    gettext_noop(
+                        "partners %(ids)s share the email %(email)s; merge them in Odoo or give "
+                        "each its own email"
+                    ),
+                    ids=ids,
+                    email=email,
+                ),
             )
             del partners[partner.odoo_id]
             left_out.add(partner.odoo_id)
@@ -340,13 +435,23 @@ def _prepare_line(raw: dict, odoo_id: int, partner_id: int, product: Product) ->
     price = _parse(parsing.parse_money, raw, "member_price")
     start = date_from or joined
     if start is None:
-        raise RecordError("the line has no start date (date_from or date); set one in Odoo")
+        raise RecordError(
+            gettext_noop("the line has no start date (date_from or date); set one in Odoo")
+        )
     if last_day is not None and last_day < start:
-        raise RecordError(f"the line ends on {last_day}, before it starts on {start}")
+        raise RecordError(
+            gettext_noop("the line ends on %(end)s, before it starts on %(start)s"),
+            end=last_day,
+            start=start,
+        )
     if price is None:
-        raise RecordError("the line has no membership fee (member_price)")
+        raise RecordError(gettext_noop("the line has no membership fee (member_price)"))
     if price < 0 or price > MAX_PRICE:
-        raise RecordError(f"the membership fee {price} is not between 0 and {MAX_PRICE}")
+        raise RecordError(
+            gettext_noop("the membership fee %(price)s is not between 0 and %(maximum)s"),
+            price=price,
+            maximum=MAX_PRICE,
+        )
     return Line(
         odoo_id=odoo_id,
         partner_id=partner_id,
@@ -376,25 +481,42 @@ def _attach_lines(
                 "membership",
                 "conflict",
                 where,
-                f"the line id {raw.get('id')!r} contains no database id; export the ID column "
-                "(or an import-compatible export) from Odoo",
+                Message(
+                    gettext_noop(
+                        "the line id %(id)r contains no database id; export the ID column "
+                        "(or an import-compatible export) from Odoo"
+                    ),
+                    id=raw.get("id"),
+                ),
             )
             continue
         if odoo_id in seen:
-            report.add("membership", "conflict", where, "the line appears twice in the source")
+            report.add(
+                "membership",
+                "conflict",
+                where,
+                Message(gettext_noop("the line appears twice in the source")),
+            )
             continue
         seen.add(odoo_id)
 
         partner_id = parsing.parse_record_id(raw.get("partner"), "res_partner")
         if partner_id is None:
-            report.add("membership", "conflict", where, "the line has no partner")
+            report.add(
+                "membership", "conflict", where, Message(gettext_noop("the line has no partner"))
+            )
             continue
         if partner_id in partners_left_out:
             report.add(
                 "membership",
                 "skipped",
                 where,
-                f"its partner {partner_id} is not imported (see the conflict on that partner)",
+                Message(
+                    gettext_noop(
+                        "its partner %(id)s is not imported (see the conflict on that partner)"
+                    ),
+                    id=partner_id,
+                ),
             )
             continue
         if partner_id not in partners:
@@ -402,7 +524,10 @@ def _attach_lines(
                 "membership",
                 "conflict",
                 where,
-                f"its partner {partner_id} is not among the contacts read from Odoo",
+                Message(
+                    gettext_noop("its partner %(id)s is not among the contacts read from Odoo"),
+                    id=partner_id,
+                ),
             )
             continue
 
@@ -412,10 +537,20 @@ def _attach_lines(
             name = parsing.many2one_name(raw.get("product_name"))
             described = f"{product_key} ({name})" if name else f"{product_key}"
             if product_key is not None and product_key in products_left_out:
-                reason = f"its product {described} is not imported (see the conflict on it)"
+                reason = Message(
+                    gettext_noop(
+                        "its product %(product)s is not imported (see the conflict on it)"
+                    ),
+                    product=described,
+                )
                 report.add("membership", "skipped", where, reason)
             else:
-                reason = f"its product {described} is not a membership product read from Odoo"
+                reason = Message(
+                    gettext_noop(
+                        "its product %(product)s is not a membership product read from Odoo"
+                    ),
+                    product=described,
+                )
                 report.add("membership", "conflict", where, reason)
             partners[partner_id].left_out_lines.append(where)
             continue
@@ -423,7 +558,7 @@ def _attach_lines(
         try:
             line = _prepare_line(raw, odoo_id, partner_id, product)
         except RecordError as error:
-            report.add("membership", "conflict", where, str(error))
+            report.add("membership", "conflict", where, error.message)
             partners[partner_id].left_out_lines.append(where)
             continue
         partners[partner_id].lines.append(line)

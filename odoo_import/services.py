@@ -29,10 +29,12 @@ from django.db import DataError, IntegrityError, transaction
 from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext_noop
 
 from access import services as access_services
 from access.models import AccessEvent, AccessKey
 from billing.money import CENT
+from cpr_portal.messages import Message, MessageError
 from members import services as members_services
 from members.models import Member, Membership, MembershipEvent, Plan
 
@@ -47,7 +49,7 @@ from .mapping import (
     line_target,
     stored,
 )
-from .records import ImportReport, Outcome, Partner, Product, prepare
+from .records import ImportReport, Outcome, Partner, Product, kind_word, prepare, state_word
 from .sources import OdooData
 
 logger = logging.getLogger(__name__)
@@ -55,7 +57,6 @@ logger = logging.getLogger(__name__)
 ZERO = Decimal("0.00")
 IMPORT_CAUSE = "imported from Odoo"
 UPDATE_CAUSE = "updated from Odoo"
-KEPT = "kept portal change"
 
 # The member fields the import writes, and records in `odoo_imported`.
 MEMBER_FIELDS = ("first_name", "last_name", "email", "phone", "company", "member_since")
@@ -72,7 +73,7 @@ class ImportOptions:
     key_kind: str = AccessKey.Kind.FOB
 
 
-class PartnerConflict(Exception):
+class PartnerConflict(MessageError):
     """The partner cannot become a member; the message states why and what to fix."""
 
 
@@ -202,9 +203,17 @@ def import_plans(*, products: list[Product], report: ImportReport) -> dict:
             plan = linked.get(odoo_id) if odoo_id is not None else None
             if plan is not None:
                 plans[product.key] = plan
-                detail = f"plan {plan.pk} {plan.name!r}"
                 if plan.name.strip().lower() != product.name.lower():
-                    detail += f" (Odoo names the product {product.name!r})"
+                    detail = Message(
+                        gettext_noop("plan %(id)s %(name)r (Odoo names the product %(product)r)"),
+                        id=plan.pk,
+                        name=plan.name,
+                        product=product.name,
+                    )
+                else:
+                    detail = Message(
+                        gettext_noop("plan %(id)s %(name)r"), id=plan.pk, name=plan.name
+                    )
                 report.add("plan", "unchanged", product.ref, detail)
                 continue
             plan = by_name.get(product.name.lower())
@@ -218,11 +227,22 @@ def import_plans(*, products: list[Product], report: ImportReport) -> dict:
                         "plan",
                         "updated",
                         product.ref,
-                        f"plan {plan.pk} {plan.name!r} has the product's name; linked to it",
+                        Message(
+                            gettext_noop(
+                                "plan %(id)s %(name)r has the product's name; linked to it"
+                            ),
+                            id=plan.pk,
+                            name=plan.name,
+                        ),
                     )
                 else:
                     report.add(
-                        "plan", "unchanged", product.ref, f"matches plan {plan.pk} {plan.name!r}"
+                        "plan",
+                        "unchanged",
+                        product.ref,
+                        Message(
+                            gettext_noop("matches plan %(id)s %(name)r"), id=plan.pk, name=plan.name
+                        ),
                     )
                 continue
             months = product.months or Plan._meta.get_field("contract_months").default
@@ -251,7 +271,15 @@ def import_plans(*, products: list[Product], report: ImportReport) -> dict:
                 "plan",
                 "created",
                 product.ref,
-                f"new inactive plan {plan.name!r} at ${monthly}/month, {months} months",
+                Message(
+                    gettext_noop(
+                        "new inactive plan %(name)r at $%(price)s/month; contract length in "
+                        "months: %(months)d"
+                    ),
+                    name=plan.name,
+                    price=monthly,
+                    months=months,
+                ),
             )
     return plans
 
@@ -383,14 +411,21 @@ def _import_partner_isolated(
         with transaction.atomic():
             _import_partner(partner, context, rows, outcomes)
     except PartnerConflict as conflict:
-        reason = str(conflict)
+        reason = conflict.message
     except (IntegrityError, DataError) as error:
         logger.exception("The database rejected the import of Odoo %s", partner.ref)
-        reason = f"the database rejected the import: {error}".strip()
+        reason = Message(
+            gettext_noop("the database rejected the import: %(error)s"), error=str(error).strip()
+        )
     else:
         return outcomes
     skipped = [
-        Outcome("membership", "skipped", line.ref, f"its {partner.ref} is not imported")
+        Outcome(
+            "membership",
+            "skipped",
+            line.ref,
+            Message(gettext_noop("its %(partner)s is not imported"), partner=partner.ref),
+        )
         for line in partner.lines
     ]
     return [Outcome("member", "conflict", partner.ref, reason), *skipped]
@@ -421,26 +456,44 @@ def _member_values(member: Member) -> dict:
     return values
 
 
-def _describe_kept(obj, names: list[str], odoo: dict) -> str:
+def _describe_kept(obj, names: list[str], odoo: dict) -> Message | None:
     if not names:
-        return ""
-    return f"{KEPT}: " + ", ".join(
-        f"{name} {_short(getattr(obj, name))} (Odoo now {_short(odoo[name])})" for name in names
-    )
+        return None
+    fields = [
+        Message(
+            gettext_noop("%(field)s %(portal)s (Odoo now %(odoo)s)"),
+            field=name,
+            portal=_short(getattr(obj, name)),
+            odoo=_short(odoo[name]),
+        )
+        for name in names
+    ]
+    return Message(gettext_noop("kept portal change: %(fields)s"), fields=fields)
 
 
-def _merge_outcome(entity: str, ref: str, label: str, described: str, kept: str) -> Outcome:
+def _merge_outcome(
+    entity: str, ref: str, label: Message, described: str | Message, kept: Message | None
+) -> Outcome:
     """Return the outcome of a run over a row imported before.
 
     `described` lists the changes written and `kept` the portal changes kept. The row is
     updated when anything was written, skipped when portal changes were only kept, and
     otherwise unchanged.
     """
+    if described and kept:
+        detail = Message(
+            gettext_noop("%(label)s: %(changes)s; %(kept)s"),
+            label=label,
+            changes=described,
+            kept=kept,
+        )
+        return Outcome(entity, "updated", ref, detail)
     if described:
-        detail = f"{label}: {described}; {kept}" if kept else f"{label}: {described}"
+        detail = Message(gettext_noop("%(label)s: %(changes)s"), label=label, changes=described)
         return Outcome(entity, "updated", ref, detail)
     if kept:
-        return Outcome(entity, "skipped", ref, f"{label}: {kept}")
+        detail = Message(gettext_noop("%(label)s: %(changes)s"), label=label, changes=kept)
+        return Outcome(entity, "skipped", ref, detail)
     return Outcome(entity, "unchanged", ref, label)
 
 
@@ -460,8 +513,13 @@ def _upsert_member(
         member = rows.member_by_email(partner.email)
         if member is not None and member.odoo_partner_id is not None:
             raise PartnerConflict(
-                f"the email {partner.email} belongs to member {member.pk}, imported from "
-                f"partner {member.odoo_partner_id}; merge the two contacts in Odoo"
+                gettext_noop(
+                    "the email %(email)s belongs to member %(member)s, imported from partner "
+                    "%(partner)s; merge the two contacts in Odoo"
+                ),
+                email=partner.email,
+                member=member.pk,
+                partner=member.odoo_partner_id,
             )
         linking = member is not None
 
@@ -486,7 +544,11 @@ def _upsert_member(
                 "member",
                 "created",
                 partner.ref,
-                f"new member {member.full_name} <{member.email}>",
+                Message(
+                    gettext_noop("new member %(name)s <%(email)s>"),
+                    name=member.full_name,
+                    email=member.email,
+                ),
             )
         )
         logger.debug("Member %s created from Odoo %s", member.pk, partner.ref)
@@ -516,11 +578,14 @@ def _upsert_member(
 
     described = ", ".join(f"{name} {old!r} → {new!r}" for name, (old, new) in changes.items())
     if linking:
-        described = f"linked by email; {described or 'no field changed'}"
+        described = Message(
+            gettext_noop("linked by email; %(changes)s"),
+            changes=described or Message(gettext_noop("no field changed")),
+        )
     outcome = _merge_outcome(
         "member",
         partner.ref,
-        f"member {member.pk}",
+        Message(gettext_noop("member %(id)s"), id=member.pk),
         described,
         _describe_kept(member, kept, values),
     )
@@ -534,15 +599,24 @@ def _check_email_change(member: Member, partner: Partner) -> None:
     other = Member.objects.filter(email__iexact=partner.email).exclude(pk=member.pk).first()
     if other is not None:
         raise PartnerConflict(
-            f"the new email {partner.email} belongs to member {other.pk}; give the contact "
-            "another email in Odoo or merge the two members"
+            gettext_noop(
+                "the new email %(email)s belongs to member %(member)s; give the contact "
+                "another email in Odoo or merge the two members"
+            ),
+            email=partner.email,
+            member=other.pk,
         )
     if member.user_id is not None:
         # The login signs in with the member's email, so only the back office, which
         # moves the login along, may change it.
         raise PartnerConflict(
-            f"member {member.pk} signs in as {member.email}, and Odoo now has "
-            f"{partner.email}; change the email on the member's page in the back office"
+            gettext_noop(
+                "member %(member)s signs in as %(email)s, and Odoo now has %(odoo_email)s; "
+                "change the email on the member's page in the back office"
+            ),
+            member=member.pk,
+            email=member.email,
+            odoo_email=partner.email,
         )
 
 
@@ -560,9 +634,14 @@ def _free_target(partner: Partner, context: _Context, outcomes: list[Outcome]) -
                 "membership",
                 "conflict",
                 partner.ref,
-                "the contact is a free member, but its membership type "
-                f"{partner.membership_type!r} names no plan and it has no membership line; "
-                "set the membership type to a plan name in Odoo",
+                Message(
+                    gettext_noop(
+                        "the contact is a free member, but its membership type %(type)r names "
+                        "no plan and it has no membership line; set the membership type to a "
+                        "plan name in Odoo"
+                    ),
+                    type=partner.membership_type,
+                ),
             )
         )
         return None
@@ -574,8 +653,12 @@ def _free_target(partner: Partner, context: _Context, outcomes: list[Outcome]) -
                 "membership",
                 "conflict",
                 partner.ref,
-                "the contact is a free member without a start date; set the start date "
-                "(or the membership start) in Odoo",
+                Message(
+                    gettext_noop(
+                        "the contact is a free member without a start date; set the start date "
+                        "(or the membership start) in Odoo"
+                    )
+                ),
             )
         )
         return None
@@ -604,7 +687,7 @@ def _import_memberships(
                     "membership",
                     "skipped",
                     line.ref,
-                    "Odoo counts the line as no membership (state none)",
+                    Message(gettext_noop("Odoo counts the line as no membership (state none)")),
                 )
             )
             continue
@@ -656,10 +739,18 @@ def _import_memberships(
                     "membership",
                     "conflict",
                     current.ref,
-                    f"member {member.pk} already has current membership {blocking.pk} "
-                    f"({blocking.get_state_display()}), which is not from this Odoo record, so "
-                    f"this one ({describe(current)}) is not imported; end or cancel "
-                    f"membership {blocking.pk} first",
+                    Message(
+                        gettext_noop(
+                            "member %(member)s already has current membership %(blocking)s "
+                            "(%(state)s), which is not from this Odoo record, so this one "
+                            "(%(membership)s) is not imported; end or cancel membership "
+                            "%(blocking)s first"
+                        ),
+                        member=member.pk,
+                        blocking=blocking.pk,
+                        state=state_word(blocking.state),
+                        membership=describe(current),
+                    ),
                 )
             )
         else:
@@ -672,20 +763,28 @@ def _import_memberships(
     return changed
 
 
-def _no_line_reason(partner: Partner) -> str:
+def _no_line_reason(partner: Partner) -> Message:
     if partner.left_out_lines:
-        refs = ", ".join(partner.left_out_lines)
-        return (
-            f"none of the contact's membership lines could be imported ({refs}; see the "
-            "report on each), so the member has no membership"
+        return Message(
+            gettext_noop(
+                "none of the contact's membership lines could be imported (%(lines)s; see the "
+                "report on each), so the member has no membership"
+            ),
+            lines=", ".join(partner.left_out_lines),
         )
     if partner.associate_id:
-        return (
-            f"the contact has no membership line; Odoo gives it the membership of associate "
-            f"member {partner.associate_id}, which the portal does not share, so give the "
-            "member a membership of their own"
+        return Message(
+            gettext_noop(
+                "the contact has no membership line; Odoo gives it the membership of associate "
+                "member %(associate)s, which the portal does not share, so give the member a "
+                "membership of their own"
+            ),
+            associate=partner.associate_id,
         )
-    return f"the contact has no membership line (Odoo state {partner.state})"
+    return Message(
+        gettext_noop("the contact has no membership line (Odoo state %(state)s)"),
+        state=partner.state,
+    )
 
 
 def _membership_values(row: Membership) -> dict:
@@ -709,8 +808,15 @@ def _write_target(
                 "membership",
                 "conflict",
                 target.ref,
-                f"it was imported as membership {row.pk} of member {row.member_id}, but Odoo now "
-                f"lists it under another partner; move it back in Odoo or fix it by hand",
+                Message(
+                    gettext_noop(
+                        "it was imported as membership %(membership)s of member %(member)s, but "
+                        "Odoo now lists it under another partner; move it back in Odoo or fix it "
+                        "by hand"
+                    ),
+                    membership=row.pk,
+                    member=row.member_id,
+                ),
             )
         )
         return False
@@ -734,8 +840,19 @@ def _write_target(
         )
         if new is not None:
             new.memberships.append(row)
+        # NOTE: the reason stays English in every language, because it is also the reason
+        # of the MembershipEvent and mapping builds it from English parts.
         outcomes.append(
-            Outcome("membership", "created", target.ref, f"{describe(target)} ({target.reason})")
+            Outcome(
+                "membership",
+                "created",
+                target.ref,
+                Message(
+                    gettext_noop("%(membership)s (%(reason)s)"),
+                    membership=describe(target),
+                    reason=target.reason,
+                ),
+            )
         )
         logger.debug("Membership %s created from Odoo %s", row.pk, target.ref)
         return True
@@ -757,9 +874,17 @@ def _write_target(
                 "membership",
                 "skipped",
                 target.ref,
-                f"membership {row.pk}: Odoo now makes it {target.state} ({target.reason}), but "
-                f"the portal does not move a {row.state} membership to {target.state}, so it "
-                "is unchanged; change it in the back office if needed",
+                Message(
+                    gettext_noop(
+                        "membership %(id)s: Odoo now makes it %(state)s (%(reason)s), but the "
+                        "portal does not move a %(current)s membership to %(state)s, so it is "
+                        "unchanged; change it in the back office if needed"
+                    ),
+                    id=row.pk,
+                    state=state_word(target.state),
+                    reason=target.reason,
+                    current=state_word(row.state),
+                ),
             )
         )
         return False
@@ -788,7 +913,11 @@ def _write_target(
         f"{name} {_short(old)} → {_short(new)}" for name, (old, new) in changes.items()
     )
     outcome = _merge_outcome(
-        "membership", target.ref, f"membership {row.pk}", described, _describe_kept(row, kept, odoo)
+        "membership",
+        target.ref,
+        Message(gettext_noop("membership %(id)s"), id=row.pk),
+        described,
+        _describe_kept(row, kept, odoo),
     )
     outcomes.append(outcome)
     if outcome.verb == "updated":
@@ -818,8 +947,15 @@ def _end_free_membership(
                 "membership",
                 "skipped",
                 f"partner {partner_id}",
-                f"membership {row.pk}: {KEPT}: the contact is no longer a free member in Odoo, "
-                f"but the portal made the free membership {row.state}, so it is not ended",
+                Message(
+                    gettext_noop(
+                        "membership %(id)s: kept portal change: the contact is no longer a free "
+                        "member in Odoo, but the portal made the free membership %(state)s, so it "
+                        "is not ended"
+                    ),
+                    id=row.pk,
+                    state=state_word(row.state),
+                ),
             )
         )
         return False
@@ -847,7 +983,12 @@ def _end_free_membership(
             "membership",
             "updated",
             f"partner {partner_id}",
-            f"membership {row.pk}: free membership {previous} → ended {end_date}",
+            Message(
+                gettext_noop("membership %(id)s: free membership %(previous)s → ended %(end)s"),
+                id=row.pk,
+                previous=state_word(previous),
+                end=end_date,
+            ),
         )
     )
     return True
@@ -890,9 +1031,16 @@ def _refresh_keys(
                     "key",
                     "skipped",
                     partner.ref,
-                    f"key {key.number}: {KEPT}: the portal made it {key.status}, so the import "
-                    f"does not make it {wanted}; restore it in the back office if the member "
-                    "should have access",
+                    Message(
+                        gettext_noop(
+                            "key %(number)s: kept portal change: the portal made it %(status)s, "
+                            "so the import does not make it %(wanted)s; restore it in the back "
+                            "office if the member should have access"
+                        ),
+                        number=key.number,
+                        status=state_word(key.status),
+                        wanted=state_word(wanted),
+                    ),
                 )
             )
             continue
@@ -912,7 +1060,12 @@ def _refresh_keys(
                 "key",
                 "updated",
                 partner.ref,
-                f"key {key.number}: now {key.status}, wanted {key.wanted_state}",
+                Message(
+                    gettext_noop("key %(number)s: now %(status)s, wanted %(wanted)s"),
+                    number=key.number,
+                    status=state_word(key.status),
+                    wanted=state_word(key.wanted_state),
+                ),
             )
         )
     return {key.pk for key in refreshed}
@@ -948,11 +1101,23 @@ def _import_keys(
                     "key",
                     "skipped",
                     partner.ref,
-                    f"key {number} was returned in the portal, so it is not recorded again",
+                    Message(
+                        gettext_noop(
+                            "key %(number)s was returned in the portal, so it is not recorded again"
+                        ),
+                        number=number,
+                    ),
                 )
             )
         elif own.pk not in refreshed:
-            outcomes.append(Outcome("key", "unchanged", partner.ref, f"key {own.number}"))
+            outcomes.append(
+                Outcome(
+                    "key",
+                    "unchanged",
+                    partner.ref,
+                    Message(gettext_noop("key %(number)s"), number=own.number),
+                )
+            )
         return
 
     if new is not None:
@@ -965,7 +1130,13 @@ def _import_keys(
                 "key",
                 "skipped",
                 partner.ref,
-                f"key {number}: the member has no current membership, so no key is recorded",
+                Message(
+                    gettext_noop(
+                        "key %(number)s: the member has no current membership, so no key is "
+                        "recorded"
+                    ),
+                    number=number,
+                ),
             )
         )
         return
@@ -980,8 +1151,15 @@ def _import_keys(
                 "key",
                 "conflict",
                 partner.ref,
-                f"Odoo lists key {number}, but member {member.pk} has key {other_key.number}; mark "
-                "that key returned or lost in the portal if it was replaced",
+                Message(
+                    gettext_noop(
+                        "Odoo lists key %(number)s, but member %(member)s has key %(other)s; mark "
+                        "that key returned or lost in the portal if it was replaced"
+                    ),
+                    number=number,
+                    member=member.pk,
+                    other=other_key.number,
+                ),
             )
         )
         return
@@ -995,13 +1173,19 @@ def _import_keys(
             queue_sync=False,
         )
     except access_services.AccessError as error:
-        outcomes.append(Outcome("key", "conflict", partner.ref, f"key {number}: {error}"))
+        detail = Message(gettext_noop("key %(number)s: %(error)s"), number=number, error=str(error))
+        outcomes.append(Outcome("key", "conflict", partner.ref, detail))
         return
     outcomes.append(
         Outcome(
             "key",
             "created",
             partner.ref,
-            f"{key.kind} {key.number}, {key.status}, waiting for the next sync",
+            Message(
+                gettext_noop("%(kind)s %(number)s, %(status)s, waiting for the next sync"),
+                kind=kind_word(key.kind),
+                number=key.number,
+                status=state_word(key.status),
+            ),
         )
     )

@@ -162,17 +162,19 @@ class Command(OperatorLanguageMixin, BaseCommand):
             raise CommandError(error.translated()) from None
         finally:
             self._close_bar()
-        self._info(
-            _(
-                "Read %(products)d membership products, %(contacts)d contacts and "
-                "%(lines)d membership lines."
+        counts = {
+            "products": ngettext(
+                "%(count)d membership product", "%(count)d membership products", len(data.products)
             )
-            % {
-                "products": len(data.products),
-                "contacts": len(data.partners),
-                "lines": len(data.lines),
-            }
-        )
+            % {"count": len(data.products)},
+            "contacts": ngettext("%(count)d contact", "%(count)d contacts", len(data.partners))
+            % {"count": len(data.partners)},
+            "lines": ngettext(
+                "%(count)d membership line", "%(count)d membership lines", len(data.lines)
+            )
+            % {"count": len(data.lines)},
+        }
+        self._info(_("Read %(products)s, %(contacts)s and %(lines)s.") % counts)
         for warning in data.warnings:
             self.stderr.write(
                 self.style.WARNING(_("Warning: %(warning)s") % {"warning": shown(warning)})
@@ -314,20 +316,24 @@ class Command(OperatorLanguageMixin, BaseCommand):
         if self.verbosity < level:
             return
         style = self.style.ERROR if outcome.verb == "conflict" else None
-        # NOTE: the detail of an outcome comes from odoo_import's services in English;
-        # only the verb label is translated. Source errors and warnings are translated.
         label = str(VERB_LABELS[outcome.verb])
         self._write(
-            f"{label:<8} {outcome.entity:<10} {outcome.ref:<14} {outcome.detail}", style=style
+            f"{label:<8} {outcome.entity:<10} {outcome.ref:<14} {shown(outcome.detail)}",
+            style=style,
         )
 
     def _print_summary(self, report: ImportReport) -> None:
         title = _("Dry run summary (nothing was written)") if self.dry_run else _("Import summary")
-        header = f"{'':<14}" + "".join(f"{str(VERB_HEADINGS[verb]):>11}" for verb in VERBS)
+        headings = [str(VERB_HEADINGS[verb]) for verb in VERBS]
+        labels = [str(ENTITY_LABELS[entity]) for entity in ENTITIES]
+        # Widths fit the words of the operator's language, which may be longer than English.
+        first = max(14, *(len(label) + 2 for label in labels))
+        width = max(11, *(len(heading) + 2 for heading in headings))
+        header = f"{'':<{first}}" + "".join(f"{heading:>{width}}" for heading in headings)
         rows = [
-            f"{str(ENTITY_LABELS[entity]):<14}"
-            + "".join(f"{report.count(entity, verb):>11}" for verb in VERBS)
-            for entity in ENTITIES
+            f"{label:<{first}}"
+            + "".join(f"{report.count(entity, verb):>{width}}" for verb in VERBS)
+            for entity, label in zip(ENTITIES, labels, strict=True)
         ]
         self.stdout.write("")
         self.stdout.write(self.style.MIGRATE_HEADING(title))
