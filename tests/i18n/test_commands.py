@@ -1,5 +1,6 @@
 """Staff-facing management commands answer in the operator's language."""
 
+import datetime
 import logging
 import re
 import subprocess
@@ -234,3 +235,54 @@ def test_import_warning_spanish():
             "1 contactos identifican su compañía solo por id (parent_id/id)"
         )
         assert str(warning).startswith("1 contacts name their company by id only")
+
+
+@pytest.mark.django_db
+def test_import_outcomes_spanish(clean_locale, tmp_path, caplog):
+    """A Spanish operator reads the outcome of each record in Spanish; the log stays English."""
+    import io
+
+    from members import services as members_services
+    from tests.odoo_import.dataset import Dataset
+
+    today = members_services.local_today()
+    start = today - datetime.timedelta(days=10)
+    dataset = Dataset(today=today)
+    hot_desk = dataset.product("Hot Desk", 250)
+    rosa = dataset.partner("Rosa Díaz", "rosa@example.com", access_key="F123")
+    dataset.line(rosa, hot_desk, "paid", start, start + datetime.timedelta(days=30))
+    no_email = dataset.partner("Sin Correo", False)
+    dataset.line(no_email, hot_desk, "paid", start, start + datetime.timedelta(days=30))
+    folder = dataset.write_csv(tmp_path / "exports")
+    clean_locale.setenv("LANG", "es_PR.UTF-8")
+    out = io.StringIO()
+
+    with (
+        caplog.at_level(logging.WARNING, logger="odoo_import"),
+        pytest.raises(CommandError) as raised,
+    ):
+        call_command("import_odoo", "--csv-dir", str(folder), "-v", "2", stdout=out, no_color=True)
+
+    output = out.getvalue()
+    assert raised.value.returncode == 2
+    assert "Se leyeron 1 producto de membresía, 2 contactos y 2 líneas de membresía." in output
+    # The migrations' Hot Desk plan takes the product's name, so the import links it.
+    assert re.search(
+        r"el plan \d+ 'Hot Desk' tiene el nombre del producto; quedó vinculado a él", output
+    ), output
+    assert "miembro nuevo Rosa Díaz <rosa@example.com>" in output
+    assert re.search(
+        rf"Hot Desk, activa, del {start} al \d{{4}}-\d\d-\d\d, \$250\.00/mes \(", output
+    ), output
+    assert "llavero F123: llave activa, en espera de la próxima sincronización" in output
+    assert "el contacto no tiene correo electrónico; añádale uno en Odoo" in output
+    assert "su contacto 2 no se importa (vea el conflicto de ese contacto)" in output
+    # The summary's columns stay apart with the longer Spanish words.
+    assert re.search(r"^ +creados +actualizados +sin cambios +omitidos +conflictos$", output, re.M)
+    assert re.search(r"^llaves de acceso +1 +0 +0 +0 +0$", output, re.M), output
+    for english in ("new member", "/month", "waiting for the next sync", "has no email"):
+        assert english not in output, english
+    assert [record.getMessage() for record in caplog.records] == [
+        "Odoo import conflict on partner 2 (member): "
+        "the contact has no email address; add one in Odoo"
+    ]
