@@ -2,7 +2,7 @@
 
 Each parser takes what either source produces (XML-RPC gives Python values with `False`
 for an empty field, CSV gives strings) and returns a Python value, `None` for an empty
-field, or raises `ValueError` with a message that names the value.
+field, or raises `ParseError`, a `ValueError` with a message that names the value.
 """
 
 import datetime
@@ -10,7 +10,15 @@ import re
 import unicodedata
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from django.utils.translation import gettext_noop
+
 from billing.money import CENT
+from cpr_portal.messages import MessageError
+
+
+class ParseError(MessageError, ValueError):
+    """A value cannot be parsed: English in str(), translated where the import prints it."""
+
 
 # Odoo's membership states, on a partner (`membership_state`) and on a membership line
 # (`state`), with the labels that a list-view export writes instead of the keys.
@@ -72,7 +80,10 @@ def parse_date(value) -> datetime.date | None:
             return datetime.datetime.strptime(text, pattern).date()
         except ValueError:
             continue
-    raise ValueError(f"the date {text!r} is not a date in the form 2024-01-31 or 01/31/2024")
+    raise ParseError(
+        gettext_noop("the date %(value)r is not a date in the form 2024-01-31 or 01/31/2024"),
+        value=text,
+    )
 
 
 def parse_money(value) -> Decimal | None:
@@ -82,7 +93,7 @@ def parse_money(value) -> Decimal | None:
     becomes 250.10 and not 250.099999....
     """
     if value is True:
-        raise ValueError(f"the amount {value!r} is not a number")
+        raise ParseError(gettext_noop("the amount %(value)r is not a number"), value=value)
     if is_empty(value):
         return None
     if isinstance(value, int | float):
@@ -93,13 +104,15 @@ def parse_money(value) -> Decimal | None:
         if THOUSANDS.match(text):
             text = text.replace(",", "")
         if not PLAIN_NUMBER.match(text):
-            raise ValueError(f"the amount {str(value).strip()!r} is not a number")
+            raise ParseError(
+                gettext_noop("the amount %(value)r is not a number"), value=str(value).strip()
+            )
     try:
         amount = Decimal(text)
     except InvalidOperation:
-        raise ValueError(f"the amount {text!r} is not a number") from None
+        raise ParseError(gettext_noop("the amount %(value)r is not a number"), value=text) from None
     if not amount.is_finite():
-        raise ValueError(f"the amount {text!r} is not a number")
+        raise ParseError(gettext_noop("the amount %(value)r is not a number"), value=text)
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
@@ -114,7 +127,7 @@ def parse_bool(value) -> bool:
         return True
     if text in FALSE_WORDS:
         return False
-    raise ValueError(f"the value {str(value)!r} is not true or false")
+    raise ParseError(gettext_noop("the value %(value)r is not true or false"), value=str(value))
 
 
 def parse_state(value) -> str:
@@ -126,8 +139,10 @@ def parse_state(value) -> str:
         return MEMBERSHIP_STATES[text]
     except KeyError:
         known = ", ".join(sorted({key for key in MEMBERSHIP_STATES.values()}))
-        raise ValueError(
-            f"the membership state {str(value)!r} is not one of Odoo's states ({known})"
+        raise ParseError(
+            gettext_noop("the membership state %(value)r is not one of Odoo's states (%(known)s)"),
+            value=str(value),
+            known=known,
         ) from None
 
 
