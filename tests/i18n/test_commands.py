@@ -253,6 +253,8 @@ def test_import_outcomes_spanish(clean_locale, tmp_path, caplog):
     dataset.line(rosa, hot_desk, "paid", start, start + datetime.timedelta(days=30))
     no_email = dataset.partner("Sin Correo", False)
     dataset.line(no_email, hot_desk, "paid", start, start + datetime.timedelta(days=30))
+    bad_fee = dataset.partner("Luis Vélez", "luis@example.com")
+    dataset.line(bad_fee, hot_desk, "paid", start, start, price="doscientos")
     folder = dataset.write_csv(tmp_path / "exports")
     clean_locale.setenv("LANG", "es_PR.UTF-8")
     out = io.StringIO()
@@ -265,7 +267,7 @@ def test_import_outcomes_spanish(clean_locale, tmp_path, caplog):
 
     output = out.getvalue()
     assert raised.value.returncode == 2
-    assert "Se leyeron 1 producto de membresía, 2 contactos y 2 líneas de membresía." in output
+    assert "Se leyeron 1 producto de membresía, 3 contactos y 3 líneas de membresía." in output
     # The migrations' Hot Desk plan takes the product's name, so the import links it.
     assert re.search(
         r"el plan \d+ 'Hot Desk' tiene el nombre del producto; quedó vinculado a él", output
@@ -277,6 +279,7 @@ def test_import_outcomes_spanish(clean_locale, tmp_path, caplog):
     assert "llavero F123: llave activa, en espera de la próxima sincronización" in output
     assert "el contacto no tiene correo electrónico; añádale uno en Odoo" in output
     assert "su contacto 2 no se importa (vea el conflicto de ese contacto)" in output
+    assert "member price: el monto 'doscientos' no es un número" in output
     # The summary's columns stay apart with the longer Spanish words.
     assert re.search(r"^ +creados +actualizados +sin cambios +omitidos +conflictos$", output, re.M)
     assert re.search(r"^llaves de acceso +1 +0 +0 +0 +0$", output, re.M), output
@@ -284,5 +287,7 @@ def test_import_outcomes_spanish(clean_locale, tmp_path, caplog):
         assert english not in output, english
     assert [record.getMessage() for record in caplog.records] == [
         "Odoo import conflict on partner 2 (member): "
-        "the contact has no email address; add one in Odoo"
+        "the contact has no email address; add one in Odoo",
+        "Odoo import conflict on line 3 (membership): "
+        "member price: the amount 'doscientos' is not a number",
     ]
