@@ -1031,7 +1031,7 @@ def report_run(args, results: dict) -> int:
             for problem in problems:
                 logger.error("Check failed: %s", problem)
             return 1
-        logger.info("Every page answered as expected and query counts do not grow")
+        logger.info("Every page returned the expected status and query counts do not grow")
     else:
         args.results_dir.mkdir(parents=True, exist_ok=True)
         day = results["date"][:10]

@@ -1,7 +1,7 @@
 """Known logins for the benchmarks, and signed-in sessions the load tool can send as cookies.
 
 A staff session counts as signed in with two factors the way allauth.mfa records it: the
-session holds Django's login keys plus allauth's list of authentication steps
+session contains Django's login keys plus allauth's list of authentication steps
 (`account_authentication_methods`), a password step followed by an "mfa" step naming the
 staff user's TOTP authenticator. `members.middleware.StaffMFARequiredMiddleware` lets a
 staff user into the back office once a TOTP authenticator exists, and allauth asks for

@@ -2,7 +2,7 @@
 
 Everything is dated relative to an anchor day (`today`, a local date) and to the clock
 of midnight at its start, so the same seed and anchor give the same rows. The data set
-holds the work that the scheduled jobs find on the anchor day, as if they had not run
+contains the work that the scheduled jobs find on the anchor day, as if they had not run
 for a few days: past-due memberships whose grace period ended, paid pending memberships
 whose start came, commitment ends and scheduled cancellations that came, credit lots
 past their date, keys waiting for the door system, stuck outbox rows and payment events
@@ -1043,7 +1043,7 @@ class Seeder:
     # --- access keys ----------------------------------------------------------------------
 
     def build_keys(self) -> None:
-        """A key per member who was ever active; some waiting for the door system."""
+        """Build a key for each member who was ever active, some waiting for the door system."""
         rng = self.rng
         by_member: dict[int, list[_Membership]] = defaultdict(list)
         for record in self.all_memberships.values():

@@ -218,7 +218,7 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_I18N = True
 # Our own "es" formats: Spanish date words with US-style numbers ($1,250.00).
 FORMAT_MODULE_PATH = ["cpr_portal.formats"]
-# The session key that holds a signed-in person's stored language (see
+# The session key that stores a signed-in person's language choice (see
 # members.middleware.StoredLanguageMiddleware).
 CPR_LANGUAGE_SESSION_KEY = "cpr_language"
 TIME_ZONE = "America/Puerto_Rico"

@@ -26,7 +26,7 @@ def set_language(request):
     posted = request.POST.get("language", "")
     language = supported_language(posted)
     if language is None:
-        # Django's set_language ignores the code silently; say why nothing changed.
+        # Django's set_language ignores the code silently, so a message explains the rejection.
         logger.info("Language switch with unsupported code %r ignored", posted[:20])
         names = ", ".join(str(name) for _code, name in settings.LANGUAGES)
         messages.error(

@@ -107,7 +107,7 @@ def _reset_active_language():
     """Deactivate the language a test left active (a Spanish page request leaves "es").
 
     Code that runs outside a request, such as call_command's argument parsing, would
-    otherwise answer in the previous test's language.
+    otherwise print its messages in the previous test's language.
     """
     yield
     translation.deactivate()

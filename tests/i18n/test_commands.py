@@ -1,4 +1,4 @@
-"""Staff-facing management commands answer in the operator's language."""
+"""Staff-facing management commands print their output in the operator's language."""
 
 import datetime
 import logging

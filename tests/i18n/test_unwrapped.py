@@ -8,7 +8,7 @@ from .unwrapped import python_problems, template_problems, unwrapped_template_te
 
 TEMPLATES = Path(settings.BASE_DIR) / "templates"
 # Our apps' Python code, without migrations. The benchmarks app is left out: its strings
-# are seed data for load tests, which nobody reads as the portal's text.
+# are seed data for load tests, not text that a portal user reads.
 APPS = (
     "members",
     "billing",

@@ -31,7 +31,7 @@ from bookings.models import Booking, CalendarFeed, Room, RoomHours
 from members.models import Member, Membership, MembershipApplication, MembershipEvent
 from outbox.models import OutboxEmail
 
-# What --flush empties. Plans stay (the seed updates its plans by slug), and so do the
+# Tables that --flush empties. Plans stay (the seed updates its plans by slug), and so do the
 # install token of the backups and Django's own tables.
 FLUSHED_MODELS = [
     AccessEvent, AccessKey, Booking, CalendarFeed, RoomHours, Room, CreditEntry,
